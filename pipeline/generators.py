@@ -1,0 +1,150 @@
+"""Generators: the fast weight painter (FPA), and the FPA followed by a U-Net denoiser.
+
+A generator is rebuilt from its spec alone: a plain dict holding the `GeneratorConfig` fields
+plus `image_size` and `channels` (and, for "fpa+unet", the painter's spec and the U-Net's).
+Every generator maps latents z (B, latent_dim) to images (B, C, d, d) in [-1, 1].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from einops import rearrange
+from torch import Tensor, nn
+
+from pipeline.rules import fast_weights, make_rule
+from pipeline.unet import UNet
+
+
+class InputsV1(nn.Module):
+    """v1: the same latent z is the LSTM input at every step; the LSTM starts from zeros."""
+
+    def __init__(self, spec: dict[str, Any]):
+        super().__init__()
+        self.steps = spec["steps"]
+        self.input_size = spec["latent_dim"]
+
+    def forward(self, z: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor] | None]:
+        return z.unsqueeze(1).expand(-1, self.steps, -1), None  # (B, T, latent)
+
+
+class InputsV2(nn.Module):
+    """v2: tanh(A z) is cut into T chunks, each projected to one LSTM input; h0, c0 come from z."""
+
+    def __init__(self, spec: dict[str, Any]):
+        super().__init__()
+        self.steps, hidden = spec["steps"], spec["lstm_hidden"]
+        self.initial_state = nn.Linear(spec["latent_dim"], 2 * hidden)
+        self.expand = nn.Linear(spec["latent_dim"], spec["steps"] * spec["chunk_dim"])
+        self.project = nn.Linear(spec["chunk_dim"], spec["chunk_proj_dim"])
+        self.input_size = spec["chunk_proj_dim"]
+
+    def forward(self, z: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        chunks = rearrange(torch.tanh(self.expand(z)), "b (t k) -> b t k", t=self.steps)
+        h0, c0 = rearrange(self.initial_state(z), "b (two h) -> two 1 b h", two=2)
+        return self.project(chunks), (h0.contiguous(), c0.contiguous())  # (B, T, proj)
+
+
+INPUT_GENERATORS = {"v1": InputsV1, "v2": InputsV2}
+
+
+@dataclass
+class Painting:
+    """What a painter produced for a batch: enough to redraw every step."""
+
+    updates: Tensor  # (B, C, T, d) u_t: the value-side vector of each rank-1 update
+    keys: Tensor  # (B, C, T, d) k_t: the key-side vector
+    weights: Tensor  # (B, C, d, d) W_T = U^T K, the image before tanh
+
+
+class FastWeightPainter(nn.Module):
+    """An LSTM emits keys, values and learning rates; a learning rule paints them into W."""
+
+    def __init__(self, spec: dict[str, Any]):
+        super().__init__()
+        self.spec = dict(spec)
+        self.channels, self.size = spec["channels"], spec["image_size"]
+        self.lr_size = self.size if spec["per_row_lr"] else 1
+        self.inputs = INPUT_GENERATORS[spec["input_generator"]](spec)
+        self.lstm = nn.LSTM(self.inputs.input_size, spec["lstm_hidden"], batch_first=True)
+        self.heads = nn.Linear(spec["lstm_hidden"], self.channels * (2 * self.size + self.lr_size))
+        self.rule = make_rule(spec["rule"], full_first_step=spec["full_first_step"])
+
+    def paint(self, z: Tensor) -> Painting:
+        inputs, state = self.inputs(z)
+        hidden, _ = self.lstm(inputs, state)  # (B, T, H)
+        heads = rearrange(self.heads(hidden), "b t (c n) -> b c t n", c=self.channels)
+        keys, values, rates = heads.split([self.size, self.size, self.lr_size], dim=-1)
+        keys, rates = keys.softmax(dim=-1), rates.sigmoid()
+        updates = self.rule.updates(keys, values, rates)
+        return Painting(updates=updates, keys=keys, weights=fast_weights(updates, keys))
+
+    def forward(self, z: Tensor) -> Tensor:
+        return torch.tanh(self.paint(z).weights)
+
+
+class PaintThenDenoise(nn.Module):
+    """A frozen painter followed by a U-Net that corrects its pre-tanh image in one pass.
+
+    The U-Net sees tanh(W) and adds a correction to W; its last layer starts at zero, so training
+    starts from exactly the painter's images.
+    """
+
+    def __init__(self, spec: dict[str, Any]):
+        super().__init__()
+        self.spec = dict(spec)
+        self.painter = FastWeightPainter(spec["painter"])
+        self.painter.requires_grad_(False)
+        self.unet = UNet(channels=spec["painter"]["channels"], **spec["unet"])
+
+    def forward(self, z: Tensor) -> Tensor:
+        with torch.no_grad():
+            weights = self.painter.paint(z).weights
+        return torch.tanh(weights + self.unet(torch.tanh(weights)))
+
+    def trainable_parameters(self):
+        return self.unet.parameters()
+
+
+GENERATORS = {"fpa": FastWeightPainter, "fpa+unet": PaintThenDenoise}
+
+
+def build_generator(spec: dict[str, Any]) -> nn.Module:
+    kind = spec.get("kind", "fpa")
+    if kind not in GENERATORS:
+        raise ValueError(f"unknown generator kind {kind!r}; choose one of {sorted(GENERATORS)}")
+    return GENERATORS[kind](spec)
+
+
+def latent_dim(spec: dict[str, Any]) -> int:
+    return spec["painter"]["latent_dim"] if spec.get("kind") == "fpa+unet" else spec["latent_dim"]
+
+
+GENERATOR_FILE_FORMAT = 1
+
+
+def save_generator(path: Path, generator: nn.Module, **meta: Any) -> None:
+    """Write a file that rebuilds this generator alone: its spec, its weights, and `meta`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": GENERATOR_FILE_FORMAT,
+        "spec": generator.spec,
+        "state": generator.state_dict(),
+        "meta": meta,
+    }
+    partial = path.with_suffix(path.suffix + ".partial")
+    torch.save(payload, partial)
+    partial.replace(path)
+
+
+def load_generator(path: Path, *, untrained: bool = False) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild a generator from its file; `untrained` picks the weights it started from."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path} does not exist; run the stage that trains it first")
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    generator = build_generator(payload["spec"])
+    generator.load_state_dict(payload["meta"]["initial_state"] if untrained else payload["state"])
+    return generator.eval(), payload["meta"]

@@ -1,0 +1,31 @@
+"""`fpa`: one command per pipeline stage (DVC runs the same ones as `python -m stages.<name>`)."""
+
+from __future__ import annotations
+
+import typer
+
+from stages import denoise, evaluate, prepare, reference, render, report, train
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Fast Weight Painters: every stage of the pipeline as a command. Run all of them with `dvc repro`.",
+)
+for name, module in (
+    ("prepare", prepare),
+    ("reference", reference),
+    ("train", train),
+    ("denoise", denoise),
+    ("evaluate", evaluate),
+    ("render", render),
+    ("report", report),
+):
+    app.command(name)(module.main)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""What every stage command shares: params loading, logging, progress, and turning errors into
+one sentence for the user (exit 1, no traceback) while the full trace goes to a log file."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from pipeline.config import ParamsError
+
+log = logging.getLogger("fpa")
+LOG_DIR = Path("logs")
+
+ParamsOption = typer.Option(Path("params.yaml"), "--params", help="Parameters file to read.")
+VerboseOption = typer.Option(False, "--verbose", "-v", help="Log debug messages.")
+
+
+class UserError(Exception):
+    """A mistake the user can fix; its message is one sentence saying what and how."""
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    from pipeline.data import DataError
+    from pipeline.fid import FIDError
+    from pipeline.train import TrainingError
+
+    return (UserError, ParamsError, DataError, FIDError, TrainingError, FileNotFoundError)
+
+
+def show_progress() -> bool:
+    """Progress bars for people at a terminal; none under CI or when output is piped."""
+    return sys.stderr.isatty() and not os.environ.get("CI")
+
+
+def _sigterm_as_interrupt(signum, frame):  # noqa: ARG001
+    raise KeyboardInterrupt
+
+
+def stage_command(name: str) -> Callable:
+    """Wrap a stage's main function: logging, SIGTERM handling and error reporting."""
+
+    def decorate(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            logging.basicConfig(
+                level=logging.DEBUG if kwargs.get("verbose") else logging.INFO,
+                format="%(asctime)s %(name)s: %(message)s",
+                datefmt="%H:%M:%S",
+            )
+            signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+            try:
+                return fn(*args, **kwargs)
+            except KeyboardInterrupt:
+                typer.secho(f"{name}: interrupted; progress so far is kept", err=True, fg="yellow")
+                raise typer.Exit(130) from None
+            except user_errors() as exc:
+                typer.secho(f"{name}: {exc}", err=True, fg="red")
+                raise typer.Exit(1) from None
+            except Exception as exc:  # noqa: BLE001 - report, keep the trace in a file
+                LOG_DIR.mkdir(exist_ok=True)
+                path = LOG_DIR / f"{name}.log"
+                path.write_text(traceback.format_exc())
+                typer.secho(
+                    f"{name}: failed with {type(exc).__name__}: {exc} (full trace in {path})",
+                    err=True,
+                    fg="red",
+                )
+                raise typer.Exit(1) from None
+
+        return wrapper
+
+    return decorate
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")

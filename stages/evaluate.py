@@ -1,0 +1,119 @@
+"""Stage 5, evaluate: FID of each generator (EMA weights) against the cached real statistics."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+import typer
+
+from pipeline import fid
+from pipeline.config import load_params
+from pipeline.generators import latent_dim, load_generator
+from pipeline.tracking import StageRun
+from stages.common import (
+    ParamsOption,
+    VerboseOption,
+    log,
+    show_progress,
+    stage_command,
+    write_json,
+)
+
+app = typer.Typer(add_completion=False)
+
+
+def value_range(real_range: str) -> tuple[float, float]:
+    """Where real images live in generator space: [0, 1] in the original code, else [-1, 1]."""
+    return (0.0, 1.0) if real_range == "unit" else (-1.0, 1.0)
+
+
+@torch.no_grad()
+def generated_batches(
+    generator: torch.nn.Module,
+    *,
+    n: int,
+    batch_size: int,
+    seed: int,
+    value_range: tuple[float, float],
+) -> Iterator[np.ndarray]:
+    """n uint8 images (B, H, W, C) in batches, from fixed latents; nothing touches the disk."""
+    rng = torch.Generator().manual_seed(seed)
+    z_dim = latent_dim(generator.spec)
+    for start in range(0, n, batch_size):
+        z = torch.randn(min(batch_size, n - start), z_dim, generator=rng)
+        yield fid.to_uint8(generator(z), value_range=value_range).numpy()
+
+
+@app.command()
+@stage_command("evaluate")
+def main(
+    painter: Path = typer.Option(Path("models/fpa/generator.pt"), help="Trained painter file."),
+    denoiser: Path = typer.Option(
+        Path("models/unet/generator.pt"), help="Trained painter + U-Net file."
+    ),
+    reference: Path = typer.Option(Path("data/reference"), help="Reference statistics folder."),
+    out: Path = typer.Option(Path("metrics"), help="Folder for one <model>.json per model."),
+    params: Path = ParamsOption,
+    verbose: bool = VerboseOption,
+) -> None:
+    """FID of the untrained painter, the trained painter and the painter + U-Net."""
+    cfg = load_params(params)
+    if not (reference / "stats.npz").is_file():
+        raise FileNotFoundError(
+            f"{reference / 'stats.npz'} is missing; run the reference stage first"
+        )
+    real = fid.Statistics.load(reference / "stats.npz")
+    reference_info = json.loads((reference / "stats.json").read_text())
+    models = {
+        "fpa_untrained": load_generator(painter, untrained=True)[0],
+        "fpa": load_generator(painter)[0],
+        "fpa_unet": load_generator(denoiser)[0],
+    }
+    network_path = Path(cfg.fid.network) if cfg.fid.network else fid.default_network_path()
+    network = fid.load_network(network_path)
+    span = value_range(cfg.train.real_range)
+    with StageRun(
+        stage="evaluate", experiment=cfg.tracking.experiment, params={"fid": cfg.fid.model_dump()}
+    ) as run:
+        for name, generator in models.items():
+            batches = generated_batches(
+                generator,
+                n=cfg.fid.n_fake,
+                batch_size=cfg.fid.batch_size,
+                seed=cfg.fid.seed,
+                value_range=span,
+            )
+            features = fid.extract_features(
+                batches, network, batch_size=cfg.fid.batch_size, progress=show_progress()
+            )
+            score = fid.frechet_distance(fid.Statistics.from_features(features), real)
+            record = {
+                "model": name,
+                "fid": round(score, 4),
+                "n_fake": len(features),
+                "n_real": real.n,
+                "dataset": reference_info["dataset"],
+                "image_size": generator.spec.get("image_size")
+                or generator.spec["painter"]["image_size"],
+                "protocol": fid.protocol(
+                    network_path=network_path, n_real=real.n, n_fake=len(features)
+                ),
+                "mlflow_run_id": run.run_id,
+            }
+            write_json(out / f"{name}.json", record)
+            run.log_metrics({f"fid_{name}": score})
+            log.info(
+                "evaluate: FID %-14s %8.2f  (n_fake=%d, n_real=%d)",
+                name,
+                score,
+                len(features),
+                real.n,
+            )
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,51 @@
+"""Stage 1, prepare: a data source -> one uint8 array of resized images plus a manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from pipeline.config import load_params
+from pipeline.data import prepare, save_prepared
+from pipeline.tracking import StageRun
+from stages.common import ParamsOption, VerboseOption, log, show_progress, stage_command
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+@stage_command("prepare")
+def main(
+    out: Path = typer.Option(Path("data/prepared"), help="Folder for images.npy + manifest.json."),
+    params: Path = ParamsOption,
+    verbose: bool = VerboseOption,
+) -> None:
+    """Decode, check, resize and store the dataset named in params.yaml (data section)."""
+    cfg = load_params(params)
+    data_cfg = cfg.data
+    with StageRun(
+        stage="prepare", experiment=cfg.tracking.experiment, params={"data": data_cfg.model_dump()}
+    ) as run:
+        prepared = prepare(
+            source=data_cfg.source,
+            path=data_cfg.path,
+            image_size=data_cfg.image_size,
+            channels=data_cfg.channels,
+            categories=data_cfg.categories,
+            background=data_cfg.background,
+            max_images=data_cfg.max_images,
+            max_skipped_fraction=data_cfg.max_skipped_fraction,
+            workers=data_cfg.workers,
+            progress=show_progress(),
+        )
+        prepared.manifest["mlflow_run_id"] = run.run_id
+        save_prepared(prepared, out)
+        m = prepared.manifest
+        run.log_metrics({k: m[k] for k in ("n_kept", "n_skipped", "n_upscaled", "n_converted")})
+        run.log_artifact(out / "manifest.json")
+    log.info("prepare: kept %d, skipped %d %s", m["n_kept"], m["n_skipped"], m.get("summary", {}))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,55 @@
+"""Stage 3, train: the fast weight painter, trained as a GAN."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from pipeline.config import load_params
+from pipeline.data import load_images
+from pipeline.generators import build_generator
+from stages.common import ParamsOption, VerboseOption, stage_command
+from stages.gan import run_gan_stage
+
+app = typer.Typer(add_completion=False)
+
+
+def painter_spec(cfg, images) -> dict:
+    return {
+        **cfg.generator.model_dump(),
+        "image_size": images.shape[1],
+        "channels": images.shape[3],
+    }
+
+
+@app.command()
+@stage_command("train")
+def main(
+    data: Path = typer.Option(Path("data/prepared"), help="Prepared dataset folder."),
+    out: Path = typer.Option(
+        Path("models/fpa"), help="Folder for generator.pt, train.json, losses.csv."
+    ),
+    params: Path = ParamsOption,
+    verbose: bool = VerboseOption,
+) -> None:
+    """Train the painter (params: seed, generator, discriminator, train)."""
+    import torch
+
+    cfg = load_params(params)
+    images = load_images(data)
+    torch.manual_seed(cfg.seed)
+    generator = build_generator(painter_spec(cfg, images))
+    run_gan_stage(
+        stage="train",
+        cfg=cfg,
+        generator=generator,
+        images=images,
+        steps=cfg.train.steps,
+        out=out,
+        identity={},
+    )
+
+
+if __name__ == "__main__":
+    app()
