@@ -9,7 +9,7 @@ from stages import denoise, evaluate, prepare, reference, render, report, train
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
-    help="Fast Weight Painters: every stage of the pipeline as a command. Run all of them with `dvc repro`.",
+    help="Fast Weight Painters: one command per pipeline stage; `dvc repro` runs them all.",
 )
 for name, module in (
     ("prepare", prepare),

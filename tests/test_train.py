@@ -1,0 +1,84 @@
+"""The GAN loop: a resumed run equals an uninterrupted one, bit for bit, on the CPU."""
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.config import DiscriminatorConfig, GeneratorConfig, TrainConfig
+from pipeline.discriminator import Discriminator
+from pipeline.generators import build_generator
+from pipeline.train import TrainingError, load_latest_checkpoint, save_checkpoint, train_gan
+
+SPEC = {
+    **GeneratorConfig(latent_dim=8, chunk_proj_dim=8, lstm_hidden=16, steps=4).model_dump(),
+    "image_size": 16,
+    "channels": 3,
+}
+DISC = DiscriminatorConfig(
+    fmap_max=8, attn_res_layers=[], aux_channels=8, aux_attention=False, decoder_rounds=1
+)
+CFG = TrainConfig(
+    batch_size=4, ema_start=1, ema_every=1, ema_reset_every=3, ema_reset_until=3,
+    checkpoint_every=2, log_every=1, aug_prob=0.5, hflip=True,
+)  # fmt: skip
+IMAGES = np.random.default_rng(0).integers(0, 256, (10, 16, 16, 3), dtype=np.uint8)
+
+
+def run(checkpoint_dir, steps=6, on_log=None):
+    torch.manual_seed(0)
+    generator = build_generator(SPEC)
+    disc = Discriminator(image_size=16, channels=3, cfg=DISC.model_dump())
+    return train_gan(
+        generator=generator, discriminator=disc, images=IMAGES, cfg=CFG, steps=steps, seed=0,
+        config={"test": 1}, checkpoint_dir=checkpoint_dir, device=torch.device("cpu"), on_log=on_log,
+    )  # fmt: skip
+
+
+def test_resumed_training_is_bit_identical_and_logs_every_step_once(tmp_path):
+    reference = run(tmp_path / "straight")
+
+    logged = []
+
+    def stop_at_four(step, losses):
+        logged.append(step)
+        if step == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "resumed", on_log=stop_at_four)
+    resumed = run(tmp_path / "resumed", on_log=lambda step, losses: logged.append(step))
+
+    assert logged == [1, 2, 3, 4, 5, 6]
+    for (name, a), b in zip(
+        reference.generator.state_dict().items(), resumed.generator.state_dict().values()
+    ):
+        assert torch.equal(a, b), name
+    assert reference.history == resumed.history
+
+
+def test_checkpoint_of_other_settings_is_refused(tmp_path):
+    save_checkpoint(tmp_path, {"step": 1, "config": {"lr": 1, "seed": 0}})
+    with pytest.raises(TrainingError, match="lr"):
+        load_latest_checkpoint(tmp_path, {"lr": 2, "seed": 0})
+
+
+def test_half_written_checkpoint_is_never_resumed_from(tmp_path):
+    save_checkpoint(tmp_path, {"step": 2, "config": {}})
+    (tmp_path / "step_000000004.pt.partial").write_bytes(b"truncated")
+    (tmp_path / "step_000000006.pt").write_bytes(b"garbage")
+    assert load_latest_checkpoint(tmp_path, {})["step"] == 2
+
+
+def test_nan_loss_stops_with_the_step_named(tmp_path):
+    images = IMAGES.copy()
+    torch.manual_seed(0)
+    generator = build_generator(SPEC)
+    with torch.no_grad():
+        generator.heads.bias.fill_(float("nan"))
+    disc = Discriminator(image_size=16, channels=3, cfg=DISC.model_dump())
+    with pytest.raises(TrainingError, match="at step 1"):
+        train_gan(
+            generator=generator, discriminator=disc, images=images, cfg=CFG, steps=2, seed=0,
+            config={}, checkpoint_dir=tmp_path, device=torch.device("cpu"),
+        )  # fmt: skip
+    assert not list(tmp_path.glob("*.pt"))
