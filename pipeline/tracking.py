@@ -49,16 +49,14 @@ def finite_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     return clean
 
 
-def _ensure_experiment(mlflow, name: str) -> None:
+def _ensure_experiment(mlflow, name: str, *, default_store: bool) -> None:
     """Select the experiment, creating it with artifacts beside the default store if needed.
 
     Without an explicit location a queued DVC experiment would keep its artifacts in its own
     temporary copy of the repository, and lose them.
     """
     if mlflow.get_experiment_by_name(name) is None:
-        location = None
-        if "MLFLOW_TRACKING_URI" not in os.environ:
-            location = (repo_root() / "mlartifacts").as_uri()
+        location = (repo_root() / "mlartifacts").as_uri() if default_store else None
         try:
             mlflow.create_experiment(name, artifact_location=location)
         except mlflow.exceptions.MlflowException:
@@ -85,9 +83,10 @@ class StageRun:
         import mlflow
 
         self._mlflow = mlflow
-        mlflow.set_tracking_uri(tracking_uri())
+        default_store = not os.environ.get("MLFLOW_TRACKING_URI")
+        mlflow.set_tracking_uri(tracking_uri())  # note: this also sets MLFLOW_TRACKING_URI
         if self.run_id is None:
-            _ensure_experiment(mlflow, self.experiment)
+            _ensure_experiment(mlflow, self.experiment, default_store=default_store)
             dvc_exp = os.environ.get("DVC_EXP_NAME")
             tags = {"dvc.stage": self.stage, "git.commit": git_commit() or "unknown"}
             if dvc_exp:

@@ -1,0 +1,158 @@
+"""End to end: the real stages through `dvc repro` in a temporary copy of the repository."""
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = {
+    "data": {
+        "source": "folder",
+        "path": "images",
+        "categories": None,
+        "image_size": 16,
+        "workers": 1,
+    },
+    "fid": {"n_real": 24, "n_fake": 12, "batch_size": 12},
+    "generator": {"latent_dim": 8, "chunk_proj_dim": 8, "lstm_hidden": 16, "steps": 4},
+    "discriminator": {"fmap_max": 8, "aux_channels": 8, "decoder_rounds": 1},
+    "train": {
+        "steps": 4,
+        "batch_size": 4,
+        "ema_start": 1,
+        "ema_reset_until": 1,
+        "checkpoint_every": 2,
+        "log_every": 1,
+    },
+    "unet": {"base_channels": 4, "levels": 1, "steps": 2},
+    "render": {"n_latents": 1, "grid_size": 2},
+}
+STAGES = ["prepare", "reference", "train", "denoise", "evaluate", "render", "report"]
+
+
+def merge(base, changes):
+    for key, value in changes.items():
+        if isinstance(value, dict):
+            merge(base.setdefault(key, {}), value)
+        else:
+            base[key] = value
+    return base
+
+
+def sh(*args, cwd, env=None):
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, f"{args} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = tmp_path_factory.mktemp("project")
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for name in files.stdout.split():
+        if name.startswith("tests/") or not (REPO / name).is_file():
+            continue
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, root / name)
+    images = root / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(30):  # coloured squares on white: a learnable, real image folder
+        array = np.full((24, 24, 3), 255, np.uint8)
+        top, left = rng.integers(0, 12, 2)
+        array[top : top + 10, left : left + 10] = rng.integers(0, 256, 3)
+        Image.fromarray(array).save(images / f"{i:03d}.png")
+    params = merge(yaml.safe_load((REPO / "params.yaml").read_text()), TINY)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    sh("git", "init", "-q", cwd=root)
+    sh(*git, "add", "-A", cwd=root)
+    sh(*git, "commit", "-qm", "tiny", cwd=root)
+    first = sh("dvc", "repro", cwd=root, env=env)
+    return root, env, first
+
+
+def test_repro_writes_every_output(project):
+    root, _, log = project
+    for stage in STAGES:
+        assert f"Running stage '{stage}'" in log
+    metrics = {
+        name: json.loads((root / "metrics" / f"{name}.json").read_text())
+        for name in ("fpa_untrained", "fpa", "fpa_unet")
+    }
+    for record in metrics.values():
+        assert record["fid"] >= 0 and record["n_fake"] == 12 and record["n_real"] == 24
+        assert record["protocol"]["network_sha1"]
+    manifest = json.loads((root / "data/prepared/manifest.json").read_text())
+    assert manifest["n_kept"] == 30
+    assert np.load(root / "data/prepared/images.npy").shape == (30, 16, 16, 3)
+    assert (root / "reports/figures/rank_by_rank_0.png").is_file()
+    assert (root / "reports/figures/samples_fpa_unet.png").is_file()
+    table = (root / "reports/results.md").read_text()
+    assert "FPA v2 + U-Net" in table and "(12 vs 24)" in table
+
+
+def test_one_mlflow_run_per_stage_with_params_metrics_and_run_ids(project):
+    root, _, _ = project
+    db = sqlite3.connect(root / "mlflow.db")
+    runs = db.execute(
+        "select r.run_uuid, r.status, t.value from runs r join tags t on t.run_uuid = r.run_uuid"
+        " where t.key = 'dvc.stage'"
+    ).fetchall()
+    assert sorted(stage for _, _, stage in runs) == sorted(STAGES)
+    assert {status for _, status, _ in runs} == {"FINISHED"}
+    by_stage = {stage: run for run, _, stage in runs}
+    params = dict(
+        db.execute(
+            "select key, value from params where run_uuid = ?", (by_stage["train"],)
+        ).fetchall()
+    )
+    assert params["train.batch_size"] == "4" and params["spec.lstm_hidden"] == "16"
+    steps = db.execute(
+        "select step from metrics where run_uuid = ? and key = 'd_loss' order by step",
+        (by_stage["train"],),
+    ).fetchall()
+    assert [s for (s,) in steps] == [1, 2, 3, 4]
+    commit = db.execute(
+        "select value from tags where key = 'git.commit' and run_uuid = ?", (by_stage["train"],)
+    ).fetchone()
+    assert len(commit[0]) == 40
+    assert (
+        json.loads((root / "models/fpa/train.json").read_text())["mlflow_run_id"]
+        == by_stage["train"]
+    )
+    assert (
+        json.loads((root / "metrics/fpa.json").read_text())["mlflow_run_id"]
+        == by_stage["evaluate"]
+    )
+    artifacts = list((root / "mlartifacts").rglob("samples_fpa.png"))
+    assert artifacts, "figures are logged as MLflow artifacts"
+
+
+def test_second_repro_runs_nothing_and_a_training_param_reruns_from_train(project):
+    root, env, _ = project
+    again = sh("dvc", "repro", cwd=root, env=env)
+    assert "Running stage" not in again
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["train"]["lr"] = 1e-4
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    changed = sh("dvc", "repro", cwd=root, env=env)
+    ran = {stage for stage in STAGES if f"Running stage '{stage}'" in changed}
+    assert ran == {"train", "denoise", "evaluate", "render", "report"}
