@@ -1,0 +1,55 @@
+"""The `fpa` command: every stage listed, and user mistakes answered in one sentence, exit 1."""
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from stages.cli import app
+
+runner = CliRunner()
+STAGES = ["prepare", "reference", "train", "denoise", "evaluate", "render", "report"]
+
+
+def test_help_lists_every_stage_with_one_line():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for stage in STAGES:
+        assert stage in result.output
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"train": {"lrr": 0.1}}, "train.lrr is not a known parameter"),
+        ({"train": {"steps": "many"}}, "train.steps: Input should be a valid integer"),
+        ({"train": {"lr": -1}}, "train.lr: Input should be greater than 0"),
+        ({"data": {"image_size": 48}}, "data.image_size: Value error, must be a power of two"),
+        ({"colour": 1}, "colour is not a known parameter"),
+    ],
+)
+@pytest.mark.parametrize("stage", ["prepare", "train", "evaluate"])
+def test_bad_params_give_one_sentence_and_exit_1(tmp_path, stage, params, expected):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    result = runner.invoke(app, [stage, "--params", str(path)])
+    assert result.exit_code == 1
+    assert expected in result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_yaml_1_2_floats_are_numbers(tmp_path):
+    from pipeline.config import load_params
+
+    path = tmp_path / "params.yaml"
+    path.write_text("train:\n  lr: 1e-5\n")  # PyYAML reads 1e-5 as a string
+    assert load_params(path).train.lr == 1e-5
+
+
+def test_broken_yaml_and_missing_file(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("train: [unclosed\n")
+    result = runner.invoke(app, ["train", "--params", str(path)])
+    assert result.exit_code == 1 and "is not valid YAML at line" in result.output
+    result = runner.invoke(app, ["train", "--params", str(tmp_path / "nope.yaml")])
+    assert result.exit_code == 1 and "does not exist" in result.output
