@@ -39,13 +39,13 @@ def generated_batches(
     batch_size: int,
     seed: int,
     value_range: tuple[float, float],
-) -> Iterator[np.ndarray]:
+) -> Iterator[torch.Tensor]:
     """n uint8 images (B, H, W, C) in batches, from fixed latents; nothing touches the disk."""
     rng = torch.Generator().manual_seed(seed)
     z_dim = latent_dim(generator.spec)
     for start in range(0, n, batch_size):
         z = torch.randn(min(batch_size, n - start), z_dim, generator=rng)
-        yield fid.to_uint8(generator(z), value_range=value_range).numpy()
+        yield fid.to_uint8(generator(z), value_range=value_range).cpu()
 
 
 @app.command()
