@@ -13,6 +13,8 @@ import csv
 import functools
 import logging
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -155,162 +157,227 @@ def peek_run_id(folder: Path) -> str | None:
     return None
 
 
-def train_gan(
-    *,
-    generator: nn.Module,
-    discriminator: nn.Module,
-    images: np.ndarray,
-    cfg: TrainConfig,
-    steps: int,
-    seed: int,
-    config: dict[str, Any],
-    checkpoint_dir: Path,
-    device: torch.device,
-    on_log: Callable[[int, dict[str, float]], None] | None = None,
-    run_id: str | None = None,
-    progress: bool = False,
-) -> TrainResult:
-    """Train until `steps`, resuming from the newest checkpoint in `checkpoint_dir` if any.
+class StopRequests:
+    """Turn Ctrl-C and SIGTERM into a request the loop honours between two steps, so that the
+    checkpoint it writes is consistent; a second Ctrl-C stops at once."""
 
-    `config` is the resolved configuration this run depends on: it is stored in every checkpoint
-    and a checkpoint with a different one is refused.
+    def __init__(self):
+        self.requested = False
+
+    def _handler(self, signum, frame):  # noqa: ARG002
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        log.warning("stop requested: finishing this step and writing a checkpoint")
+
+    def __enter__(self) -> StopRequests:
+        self._saved = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._saved[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._saved.items():
+            signal.signal(sig, handler)
+
+
+class GANTrainer:
+    """Holds G, D, their optimisers, the EMA and every random state of one training run.
+
+    `config` is the resolved configuration the run depends on: it is stored in every checkpoint
+    and a checkpoint made with a different one is refused.
     """
-    torch.manual_seed(seed)
-    generator.to(device)
-    discriminator.to(device)
-    trainable = getattr(generator, "trainable_parameters", generator.parameters)()
-    opt_g = torch.optim.Adam(trainable, lr=cfg.lr, betas=cfg.betas)
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr, betas=cfg.betas)
-    ema = EMA(generator)
-    reals = RealImages(images, cfg=cfg, seed=seed, device=device)
-    aug_rng = torch.Generator().manual_seed(seed + 1)
-    z_dim = latent_dim(generator.spec)
-    start, history = 0, []
 
-    state = load_latest_checkpoint(checkpoint_dir, config)
-    if state is not None:
-        generator.load_state_dict(state["generator"])
-        ema.model.load_state_dict(state["ema"])
-        discriminator.load_state_dict(state["discriminator"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
+    def __init__(
+        self,
+        *,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        images: np.ndarray,
+        cfg: TrainConfig,
+        seed: int,
+        config: dict[str, Any],
+        checkpoint_dir: Path,
+        device: torch.device,
+        run_id: str | None = None,
+    ):
+        torch.manual_seed(seed)
+        self.cfg, self.config, self.device = cfg, config, device
+        self.checkpoint_dir, self.run_id = checkpoint_dir, run_id
+        self.generator = generator.to(device)
+        self.discriminator = discriminator.to(device)
+        trainable = getattr(generator, "trainable_parameters", generator.parameters)()
+        self.opt_g = torch.optim.Adam(trainable, lr=cfg.lr, betas=cfg.betas)
+        self.opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr, betas=cfg.betas)
+        self.ema = EMA(generator)
+        self.reals = RealImages(images, cfg=cfg, seed=seed, device=device)
+        self.aug_rng = torch.Generator().manual_seed(seed + 1)
+        self.z_dim = latent_dim(generator.spec)
+        self.step = 0
+        self.history: list[dict[str, float]] = []
+        state = load_latest_checkpoint(checkpoint_dir, config)
+        if state is not None:
+            self._restore(state)
+            log.info("resuming from step %d (%s)", self.step, checkpoint_dir)
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.generator.load_state_dict(state["generator"])
+        self.ema.model.load_state_dict(state["ema"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
         torch.set_rng_state(state["rng"]["torch"])
-        aug_rng.set_state(state["rng"]["augment"])
-        if device.type == "cuda" and "cuda" in state["rng"]:
+        self.aug_rng.set_state(state["rng"]["augment"])
+        if self.device.type == "cuda" and "cuda" in state["rng"]:
             torch.cuda.set_rng_state(state["rng"]["cuda"])
-        start, history = state["step"], state["history"]
-        log.info("resuming from step %d (%s)", start, checkpoint_dir)
+        self.step, self.history = state["step"], state["history"]
 
-    def snapshot(step: int) -> dict[str, Any]:
-        rng = {"torch": torch.get_rng_state(), "augment": aug_rng.get_state()}
-        if device.type == "cuda":
+    def snapshot(self) -> dict[str, Any]:
+        rng = {"torch": torch.get_rng_state(), "augment": self.aug_rng.get_state()}
+        if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state()
         return {
             "format": CHECKPOINT_FORMAT,
-            "config": config,
-            "spec": generator.spec,
-            "step": step,
-            "generator": generator.state_dict(),
-            "ema": ema.model.state_dict(),
-            "discriminator": discriminator.state_dict(),
-            "opt_g": opt_g.state_dict(),
-            "opt_d": opt_d.state_dict(),
+            "config": self.config,
+            "spec": self.generator.spec,
+            "step": self.step,
+            "generator": self.generator.state_dict(),
+            "ema": self.ema.model.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
             "rng": rng,
-            "history": history,
-            "mlflow_run_id": run_id,
+            "history": self.history,
+            "mlflow_run_id": self.run_id,
         }
 
-    def aug(x: Tensor) -> Tensor:
-        return augment(x, prob=cfg.aug_prob, types=cfg.aug_types, generator=aug_rng)
+    def _augment(self, images: Tensor) -> Tensor:
+        return augment(
+            images, prob=self.cfg.aug_prob, types=self.cfg.aug_types, generator=self.aug_rng
+        )
 
-    def latents() -> Tensor:
-        return torch.randn(cfg.batch_size, z_dim).to(device)
+    def _latents(self) -> Tensor:
+        return torch.randn(self.cfg.batch_size, self.z_dim).to(self.device)
 
-    began = time.perf_counter()
-    losses: dict[str, float] = {}
-    # Losses reach `on_log` only once the checkpoint covering them is written: a run killed in
-    # between logs them again after resuming, so no step is ever logged twice or skipped.
-    pending: list[tuple[int, dict[str, float]]] = []
-    bar = tqdm(total=steps, initial=start, desc="train", unit="step", disable=not progress)
-    for step in range(start, steps):
-        generator.train()
-        # Discriminator: hinge on both heads, auto-encoding of reals, penalty every gp_every.
-        apply_gp = cfg.gp_weight > 0 and step % cfg.gp_every == 0
-        discriminator.requires_grad_(True)
-        opt_d.zero_grad(set_to_none=True)
-        totals = dict.fromkeys(("d_loss", "d_recon", "gp", "g_loss"), 0.0)
-        for round_ in range(cfg.grad_accum):
-            real = reals.batch(step, round_).requires_grad_(apply_gp)
+    def discriminator_step(self) -> dict[str, float]:
+        """Hinge loss on both heads, auto-encoding of reals, gradient penalty every gp_every."""
+        cfg, rounds = self.cfg, self.cfg.grad_accum
+        apply_gp = cfg.gp_weight > 0 and self.step % cfg.gp_every == 0
+        self.generator.train()
+        self.discriminator.requires_grad_(True)
+        self.opt_d.zero_grad(set_to_none=True)
+        totals = dict.fromkeys(
+            ("d_loss", "d_recon", "gp") if apply_gp else ("d_loss", "d_recon"), 0.0
+        )
+        for round_ in range(rounds):
+            real = self.reals.batch(self.step, round_).requires_grad_(apply_gp)
             with torch.no_grad():
-                fake = generator(latents())
-            real_logits, real_aux, recon = discriminator(aug(real), reconstruct=True)
-            fake_logits, fake_aux, _ = discriminator(aug(fake))
+                fake = self.generator(self._latents())
+            real_logits, real_aux, recon = self.discriminator(
+                self._augment(real), reconstruct=True
+            )
+            fake_logits, fake_aux, _ = self.discriminator(self._augment(fake))
             loss = hinge_d(real_logits, fake_logits) + hinge_d(real_aux, fake_aux)
             loss = loss + cfg.recon_weight * recon
             if apply_gp:
                 gp = gradient_penalty(real, (real_logits, real_aux), weight=cfg.gp_weight)
                 loss = loss + gp
-                totals["gp"] += gp.item() / cfg.grad_accum
-            (loss / cfg.grad_accum).backward()
-            totals["d_loss"] += loss.item() / cfg.grad_accum
-            totals["d_recon"] += recon.item() / cfg.grad_accum
-        _check_finite(step, totals, checkpoint_dir)
-        opt_d.step()
+                totals["gp"] += gp.item() / rounds
+            (loss / rounds).backward()
+            totals["d_loss"] += loss.item() / rounds
+            totals["d_recon"] += recon.item() / rounds
+        self._check_finite(totals)
+        self.opt_d.step()
+        return totals
 
-        # Generator: lower the discriminator's logits of its images on both heads.
-        discriminator.requires_grad_(False)
-        opt_g.zero_grad(set_to_none=True)
-        for _ in range(cfg.grad_accum):
-            fake_logits, fake_aux, _ = discriminator(aug(generator(latents())))
-            loss = hinge_g(fake_logits) + hinge_g(fake_aux)
-            (loss / cfg.grad_accum).backward()
-            totals["g_loss"] += loss.item() / cfg.grad_accum
-        _check_finite(step, totals, checkpoint_dir)
-        opt_g.step()
-
-        # EMA schedule of the original recipe: periodic resets early, averaging after ema_start.
-        if step % cfg.ema_every == 0 and step > cfg.ema_start:
-            ema.update(generator, cfg.ema_decay)
-        if step <= cfg.ema_reset_until and step % cfg.ema_reset_every == 2:
-            ema.reset(generator)
-
-        done = step + 1
-        losses = {k: v for k, v in totals.items() if k != "gp" or apply_gp}
-        if done % cfg.log_every == 0 or done == steps:
-            history.append({"step": done, **totals})
-            pending.append((done, losses))
-            bar.set_postfix(d=f"{totals['d_loss']:.3f}", g=f"{totals['g_loss']:.3f}")
-        if done % cfg.checkpoint_every == 0 or done == steps:
-            save_checkpoint(checkpoint_dir, snapshot(done))
-            for logged_step, logged in pending if on_log is not None else ():
-                on_log(logged_step, logged)
-            pending.clear()
-        bar.update(1)
-    bar.close()
-
-    if steps <= cfg.ema_start:
-        log.warning(
-            "training stopped at step %d, before the EMA starts averaging (train.ema_start=%d): "
-            "the evaluated generator is the last EMA reset copy",
-            steps,
-            cfg.ema_start,
-        )
-    return TrainResult(
-        generator=ema.model.eval(),
-        steps=steps,
-        last_losses=losses,
-        seconds=time.perf_counter() - began,
-        history=history,
-    )
-
-
-def _check_finite(step: int, losses: dict[str, float], checkpoint_dir: Path) -> None:
-    for name, value in losses.items():
-        if not np.isfinite(value):
-            raise TrainingError(
-                f"{name} became {value} at step {step + 1}; the last good checkpoint in "
-                f"{checkpoint_dir} is kept; lower train.lr or enable augmentation and run again"
+    def generator_step(self) -> dict[str, float]:
+        """Lower the discriminator's logits of generated images on both heads."""
+        rounds = self.cfg.grad_accum
+        self.discriminator.requires_grad_(False)
+        self.opt_g.zero_grad(set_to_none=True)
+        total = 0.0
+        for _ in range(rounds):
+            fake_logits, fake_aux, _ = self.discriminator(
+                self._augment(self.generator(self._latents()))
             )
+            loss = hinge_g(fake_logits) + hinge_g(fake_aux)
+            (loss / rounds).backward()
+            total += loss.item() / rounds
+        self._check_finite({"g_loss": total})
+        self.opt_g.step()
+        return {"g_loss": total}
+
+    def ema_step(self) -> None:
+        """The original schedule: periodic resets early on, averaging once past ema_start."""
+        cfg, step = self.cfg, self.step
+        if step % cfg.ema_every == 0 and step > cfg.ema_start:
+            self.ema.update(self.generator, cfg.ema_decay)
+        if step <= cfg.ema_reset_until and step % cfg.ema_reset_every == 2:
+            self.ema.reset(self.generator)
+
+    def _check_finite(self, losses: dict[str, float]) -> None:
+        for name, value in losses.items():
+            if not np.isfinite(value):
+                raise TrainingError(
+                    f"{name} became {value} at step {self.step + 1}; the last good checkpoint in "
+                    f"{self.checkpoint_dir} is kept; lower train.lr or enable augmentation and "
+                    "run again"
+                )
+
+    def train(
+        self,
+        steps: int,
+        *,
+        on_log: Callable[[int, dict[str, float]], None] | None = None,
+        progress: bool = False,
+    ) -> TrainResult:
+        """Train until `steps`, checkpointing every checkpoint_every steps, at the end, and when
+        asked to stop (Ctrl-C, SIGTERM: then KeyboardInterrupt is raised after the checkpoint).
+
+        Losses reach `on_log` only once the checkpoint covering them is written: a run killed in
+        between logs them again after resuming, so no step is ever logged twice or skipped.
+        """
+        cfg = self.cfg
+        began = time.perf_counter()
+        losses: dict[str, float] = {}
+        pending: list[tuple[int, dict[str, float]]] = []
+
+        def checkpoint() -> None:
+            save_checkpoint(self.checkpoint_dir, self.snapshot())
+            for logged in pending if on_log is not None else ():
+                on_log(*logged)
+            pending.clear()
+
+        bar = tqdm(total=steps, initial=self.step, desc="train", unit="step", disable=not progress)
+        with StopRequests() as stop, bar:
+            while self.step < steps:
+                losses = {**self.discriminator_step(), **self.generator_step()}
+                self.ema_step()
+                self.step += 1
+                if self.step % cfg.log_every == 0 or self.step == steps:
+                    self.history.append({"step": self.step, **losses})
+                    pending.append((self.step, losses))
+                    bar.set_postfix(d=f"{losses['d_loss']:.3f}", g=f"{losses['g_loss']:.3f}")
+                if self.step % cfg.checkpoint_every == 0 or self.step == steps or stop.requested:
+                    checkpoint()
+                bar.update(1)
+                if stop.requested:
+                    raise KeyboardInterrupt
+        if steps <= cfg.ema_start:
+            log.warning(
+                "training ended at step %d, before the EMA averages (train.ema_start=%d): the"
+                " evaluated generator is the last EMA reset copy",
+                steps,
+                cfg.ema_start,
+            )
+        return TrainResult(
+            generator=self.ema.model.eval(),
+            steps=steps,
+            last_losses=losses,
+            seconds=time.perf_counter() - began,
+            history=self.history,
+        )
 
 
 def write_history(history: list[dict[str, float]], path: Path) -> None:

@@ -14,7 +14,7 @@ from pipeline.config import Params, fingerprint
 from pipeline.discriminator import Discriminator
 from pipeline.generators import save_generator
 from pipeline.tracking import StageRun
-from pipeline.train import peek_run_id, pick_device, train_gan, write_history
+from pipeline.train import GANTrainer, peek_run_id, pick_device, write_history
 from stages.common import log, show_progress, write_json
 
 # Settings that change how often we write or log, never the result: not part of the run's identity.
@@ -56,18 +56,20 @@ def run_gan_stage(
     with StageRun(
         stage=stage, experiment=cfg.tracking.experiment, params=params, run_id=run_id
     ) as run:
-        result = train_gan(
+        trainer = GANTrainer(
             generator=generator,
             discriminator=discriminator,
             images=images,
             cfg=cfg.train,
-            steps=steps,
             seed=cfg.seed,
             config=config,
             checkpoint_dir=checkpoint_dir,
             device=pick_device(cfg.train.device),
-            on_log=lambda step, losses: run.log_metrics(losses, step=step),
             run_id=run.run_id,
+        )
+        result = trainer.train(
+            steps,
+            on_log=lambda step, losses: run.log_metrics(losses, step=step),
             progress=show_progress(),
         )
         save_generator(

@@ -7,7 +7,7 @@ import torch
 from pipeline.config import DiscriminatorConfig, GeneratorConfig, TrainConfig
 from pipeline.discriminator import Discriminator
 from pipeline.generators import build_generator
-from pipeline.train import TrainingError, load_latest_checkpoint, save_checkpoint, train_gan
+from pipeline.train import GANTrainer, TrainingError, load_latest_checkpoint, save_checkpoint
 
 SPEC = {
     **GeneratorConfig(latent_dim=8, chunk_proj_dim=8, lstm_hidden=16, steps=4).model_dump(),
@@ -28,10 +28,11 @@ def run(checkpoint_dir, steps=6, on_log=None):
     torch.manual_seed(0)
     generator = build_generator(SPEC)
     disc = Discriminator(image_size=16, channels=3, cfg=DISC.model_dump())
-    return train_gan(
-        generator=generator, discriminator=disc, images=IMAGES, cfg=CFG, steps=steps, seed=0,
-        config={"test": 1}, checkpoint_dir=checkpoint_dir, device=torch.device("cpu"), on_log=on_log,
+    trainer = GANTrainer(
+        generator=generator, discriminator=disc, images=IMAGES, cfg=CFG, seed=0,
+        config={"test": 1}, checkpoint_dir=checkpoint_dir, device=torch.device("cpu"),
     )  # fmt: skip
+    return trainer.train(steps, on_log=on_log)
 
 
 def test_resumed_training_is_bit_identical_and_logs_every_step_once(tmp_path):
@@ -77,8 +78,8 @@ def test_nan_loss_stops_with_the_step_named(tmp_path):
         generator.heads.bias.fill_(float("nan"))
     disc = Discriminator(image_size=16, channels=3, cfg=DISC.model_dump())
     with pytest.raises(TrainingError, match="at step 1"):
-        train_gan(
-            generator=generator, discriminator=disc, images=images, cfg=CFG, steps=2, seed=0,
+        GANTrainer(
+            generator=generator, discriminator=disc, images=images, cfg=CFG, seed=0,
             config={}, checkpoint_dir=tmp_path, device=torch.device("cpu"),
-        )  # fmt: skip
+        ).train(2)  # fmt: skip
     assert not list(tmp_path.glob("*.pt"))
