@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 
 class ParamsError(ValueError):
@@ -21,6 +28,22 @@ class ParamsError(ValueError):
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _integral_floats(cls, value: Any, info: ValidationInfo) -> Any:
+        """Accept 1e3 or "1e3" for an integer field (PyYAML reads YAML 1.2 floats as strings,
+        and `dvc exp run -S train.steps=1e3` writes one); 1.5 is still refused."""
+        if cls.model_fields[info.field_name].annotation not in (int, int | None):
+            return value
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
 
 
 class DataConfig(Section):

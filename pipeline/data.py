@@ -594,8 +594,8 @@ def prepare(
     if n_skipped / seen > max_skipped_fraction:
         raise DataError(
             f"{n_skipped} of {seen} images in {where} were skipped ({reasons}), more than"
-            f" max_skipped_fraction={max_skipped_fraction}; fix or remove those files,"
-            " or raise max_skipped_fraction."
+            f" data.max_skipped_fraction={max_skipped_fraction}; fix or remove those files,"
+            " or raise data.max_skipped_fraction."
         )
 
     manifest.update(

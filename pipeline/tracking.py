@@ -11,8 +11,11 @@ import logging
 import math
 import os
 import subprocess
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock
 
 from pipeline.config import flatten
 
@@ -84,22 +87,30 @@ class StageRun:
 
         self._mlflow = mlflow
         default_store = not os.environ.get("MLFLOW_TRACKING_URI")
-        mlflow.set_tracking_uri(tracking_uri())  # note: this also sets MLFLOW_TRACKING_URI
-        if self.run_id is None:
-            _ensure_experiment(mlflow, self.experiment, default_store=default_store)
-            dvc_exp = os.environ.get("DVC_EXP_NAME")
-            tags = {"dvc.stage": self.stage, "git.commit": git_commit() or "unknown"}
-            if dvc_exp:
-                tags["dvc.experiment"] = dvc_exp
-            run = mlflow.start_run(run_name=f"{self.stage}-{dvc_exp or 'workspace'}", tags=tags)
-            params = {k: str(v) for k, v in flatten(self.params).items()}
-            items = list(params.items())
-            for i in range(0, len(items), 100):
-                mlflow.log_params(dict(items[i : i + 100]))
-        else:
-            run = mlflow.start_run(run_id=self.run_id)
+        mlflow.set_tracking_uri(tracking_uri())  # this also sets MLFLOW_TRACKING_URI...
+        if default_store:
+            del os.environ["MLFLOW_TRACKING_URI"]  # ...which must not look like the user's choice
+        # Queued experiments start stages at the same moment: the first one to touch a new
+        # SQLite store creates its tables, and a second one doing so at once would fail.
+        lock = FileLock(repo_root() / ".mlflow.db.lock") if default_store else nullcontext()
+        with lock:
+            run = self._start(mlflow, default_store)
         self.run_id = run.info.run_id
         return self
+
+    def _start(self, mlflow, default_store: bool):
+        if self.run_id is not None:
+            return mlflow.start_run(run_id=self.run_id)
+        _ensure_experiment(mlflow, self.experiment, default_store=default_store)
+        dvc_exp = os.environ.get("DVC_EXP_NAME")
+        tags = {"dvc.stage": self.stage, "git.commit": git_commit() or "unknown"}
+        if dvc_exp:
+            tags["dvc.experiment"] = dvc_exp
+        run = mlflow.start_run(run_name=f"{self.stage}-{dvc_exp or 'workspace'}", tags=tags)
+        items = [(k, str(v)) for k, v in flatten(self.params).items()]
+        for i in range(0, len(items), 100):
+            mlflow.log_params(dict(items[i : i + 100]))
+        return run
 
     def log_metrics(self, metrics: dict[str, Any], *, step: int | None = None) -> None:
         clean = finite_metrics(metrics)

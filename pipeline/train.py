@@ -70,7 +70,7 @@ class RealImages:
     """Prepared images held as one uint8 tensor on the device; batch order is f(seed, step)."""
 
     def __init__(self, images: np.ndarray, *, cfg: TrainConfig, seed: int, device: torch.device):
-        self.images = torch.from_numpy(np.ascontiguousarray(images)).to(device)  # (N, H, W, C)
+        self.images = torch.from_numpy(np.array(images)).to(device)  # (N, H, W, C), a copy
         self.cfg, self.seed, self.device = cfg, seed, device
         if len(self.images) == 0:
             raise TrainingError(

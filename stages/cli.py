@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from stages import denoise, evaluate, prepare, reference, render, report, train
+from stages import bench, denoise, evaluate, prepare, reference, render, report, train
 
 app = typer.Typer(
     add_completion=False,
@@ -21,6 +21,7 @@ for name, module in (
     ("report", report),
 ):
     app.command(name)(module.main)
+app.add_typer(bench.app, name="bench", help="Benchmarks: painting, fid, train-step, prepare.")
 
 
 def main() -> None:

@@ -14,6 +14,16 @@ from stages.common import ParamsOption, VerboseOption, log, show_progress, stage
 app = typer.Typer(add_completion=False)
 
 
+def summary_line(manifest: dict) -> str:
+    """kept 2430 (3 upscaled, 64 converted), skipped 2 (1 empty file, 1 truncated or corrupt)"""
+    reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(manifest["summary"].items()))
+    return (
+        f"kept {manifest['n_kept']} ({manifest['n_upscaled']} upscaled, "
+        f"{manifest['n_converted']} converted), skipped {manifest['n_skipped']}"
+        + (f" ({reasons})" if reasons else "")
+    )
+
+
 @app.command()
 @stage_command("prepare")
 def main(
@@ -44,7 +54,7 @@ def main(
         m = prepared.manifest
         run.log_metrics({k: m[k] for k in ("n_kept", "n_skipped", "n_upscaled", "n_converted")})
         run.log_artifact(out / "manifest.json")
-    log.info("prepare: kept %d, skipped %d %s", m["n_kept"], m["n_skipped"], m.get("summary", {}))
+    log.info("prepare: %s", summary_line(m))
 
 
 if __name__ == "__main__":

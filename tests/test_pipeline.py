@@ -1,92 +1,21 @@
 """End to end: the real stages through `dvc repro` in a temporary copy of the repository."""
 
 import json
-import os
-import shutil
 import sqlite3
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from PIL import Image
+from tiny_project import make_project, sh, tool_env
 
-REPO = Path(__file__).resolve().parents[1]
-TINY = {
-    "data": {
-        "source": "folder",
-        "path": "images",
-        "categories": None,
-        "image_size": 16,
-        "workers": 1,
-    },
-    "fid": {"n_real": 24, "n_fake": 12, "batch_size": 12},
-    "generator": {"latent_dim": 8, "chunk_proj_dim": 8, "lstm_hidden": 16, "steps": 4},
-    "discriminator": {"fmap_max": 8, "aux_channels": 8, "decoder_rounds": 1},
-    "train": {
-        "steps": 4,
-        "batch_size": 4,
-        "ema_start": 1,
-        "ema_reset_until": 1,
-        "checkpoint_every": 2,
-        "log_every": 1,
-    },
-    "unet": {"base_channels": 4, "levels": 1, "steps": 2},
-    "render": {"n_latents": 1, "grid_size": 2},
-}
 STAGES = ["prepare", "reference", "train", "denoise", "evaluate", "render", "report"]
-
-
-def merge(base, changes):
-    for key, value in changes.items():
-        if isinstance(value, dict):
-            merge(base.setdefault(key, {}), value)
-        else:
-            base[key] = value
-    return base
-
-
-def sh(*args, cwd, env=None):
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, f"{args} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout + result.stderr
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    root = tmp_path_factory.mktemp("project")
-    files = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    for name in files.stdout.split():
-        if name.startswith("tests/") or not (REPO / name).is_file():
-            continue
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / name, root / name)
-    images = root / "images"
-    images.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(30):  # coloured squares on white: a learnable, real image folder
-        array = np.full((24, 24, 3), 255, np.uint8)
-        top, left = rng.integers(0, 12, 2)
-        array[top : top + 10, left : left + 10] = rng.integers(0, 256, 3)
-        Image.fromarray(array).save(images / f"{i:03d}.png")
-    params = merge(yaml.safe_load((REPO / "params.yaml").read_text()), TINY)
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
-    sh("git", "init", "-q", cwd=root)
-    sh(*git, "add", "-A", cwd=root)
-    sh(*git, "commit", "-qm", "tiny", cwd=root)
-    first = sh("dvc", "repro", cwd=root, env=env)
-    return root, env, first
+    root = make_project(tmp_path_factory.mktemp("project"))
+    env = tool_env()
+    return root, env, sh("dvc", "repro", cwd=root, env=env)
 
 
 def test_repro_writes_every_output(project):
