@@ -20,6 +20,7 @@ from pipeline import fid
 from pipeline.config import Params
 from pipeline.data import prepare
 from pipeline.discriminator import Discriminator
+from pipeline.distributed import World
 from pipeline.generators import build_generator
 from pipeline.rules import DeltaRule, fast_weights
 from pipeline.train import GANTrainer
@@ -210,7 +211,7 @@ def bench_train_step(
     with tempfile.TemporaryDirectory() as folder:
         trainer = GANTrainer(
             generator=generator, discriminator=disc, images=images, cfg=cfg, seed=params.seed,
-            config={}, checkpoint_dir=Path(folder), device=device,
+            config={}, checkpoint_dir=Path(folder), world=World(device=device),
         )  # fmt: skip
 
         def at_step(step: int, fn: Callable[[], Any]) -> Callable[[], None]:

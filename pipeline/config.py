@@ -19,6 +19,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 
@@ -118,6 +119,16 @@ class TrainConfig(Section):
     hflip: bool = False  # random horizontal flips of real images
     checkpoint_every: int = Field(500, ge=1)  # steps between checkpoints
     device: str = "auto"  # auto (GPU if visible), cpu, cuda or cuda:N
+    processes: int = Field(1, ge=1)  # >1: torchrun + DDP, one process per GPU (gloo on CPU)
+
+    @model_validator(mode="after")
+    def _batch_splits(self) -> TrainConfig:
+        if self.batch_size % self.processes:
+            raise ValueError(
+                f"batch_size {self.batch_size} must be a multiple of processes {self.processes}"
+            )
+        return self
+
     log_every: int = Field(50, ge=1)  # steps between logged losses
     threads: int | None = Field(None, ge=1)  # torch CPU threads; null = torch's default
 

@@ -181,8 +181,12 @@ class Discriminator(nn.Module):
         )
         self.decoder = Decoder(last, channels, rounds=cfg["decoder_rounds"])
 
-    def forward(self, images: Tensor, *, reconstruct: bool = False):
-        """Returns (main logits (B, k), 32x32-head logits (B, 1), reconstruction loss or None)."""
+    def forward(self, images: Tensor, *, reconstruct: int = 0):
+        """Returns (main logits (B, k), 32x32-head logits (B, 1), auto-encoding loss or None).
+
+        `reconstruct` = n > 0 decodes the first n images (the reals of a real + fake batch) and
+        returns the mean squared error against them.
+        """
         x = images
         for block in self.blocks:
             x = block(x)  # ends at (B, last, 8, 8)
@@ -191,6 +195,6 @@ class Discriminator(nn.Module):
         aux_logits = self.to_aux_logits(small).flatten(1)
         if not reconstruct:
             return logits, aux_logits, None
-        recon = self.decoder(x)
-        target = F.interpolate(images, size=recon.shape[-2:])
+        recon = self.decoder(x[:reconstruct])
+        target = F.interpolate(images[:reconstruct], size=recon.shape[-2:])
         return logits, aux_logits, F.mse_loss(recon, target)

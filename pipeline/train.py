@@ -24,9 +24,11 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from pipeline.config import TrainConfig
+from pipeline.distributed import World
 from pipeline.generators import latent_dim
 from pipeline.losses import augment, gradient_penalty, hinge_d, hinge_g
 
@@ -69,26 +71,29 @@ class EMA:
 class RealImages:
     """Prepared images held as one uint8 tensor on the device; batch order is f(seed, step)."""
 
-    def __init__(self, images: np.ndarray, *, cfg: TrainConfig, seed: int, device: torch.device):
-        self.images = torch.from_numpy(np.array(images)).to(device)  # (N, H, W, C), a copy
-        self.cfg, self.seed, self.device = cfg, seed, device
+    def __init__(self, images: np.ndarray, *, cfg: TrainConfig, seed: int, world: World):
+        self.device = world.device
+        self.images = torch.from_numpy(np.array(images)).to(self.device)  # (N, H, W, C), a copy
+        self.cfg, self.seed, self.world = cfg, seed, world
         if len(self.images) == 0:
             raise TrainingError(
                 "the prepared dataset is empty; check the prepare stage's manifest"
             )
 
     def batch(self, step: int, round_: int) -> Tensor:
-        """Images number p..p+B-1 of an endless stream of per-epoch permutations."""
+        """Images number p..p+B-1 of an endless stream of per-epoch permutations (B the global
+        batch); this rank's slice of them."""
         n, size = len(self.images), self.cfg.batch_size
-        positions = torch.arange(size) + (step * self.cfg.grad_accum + round_) * size
+        part = self.world.part(size)
+        positions = (torch.arange(size) + (step * self.cfg.grad_accum + round_) * size)[part]
         epochs, within = positions // n, positions % n
-        index = torch.empty(size, dtype=torch.long)
+        index = torch.empty(len(positions), dtype=torch.long)
         for epoch in epochs.unique().tolist():
             chosen = epochs == epoch
             index[chosen] = self._order(epoch)[within[chosen]]
         x = self.images[index.to(self.device)].permute(0, 3, 1, 2).float() / 255.0  # (B, C, H, W)
         if self.cfg.hflip:
-            flip = torch.rand(size, generator=self._generator(1, step, round_)) < 0.5
+            flip = (torch.rand(size, generator=self._generator(1, step, round_)) < 0.5)[part]
             x = torch.where(flip.to(self.device)[:, None, None, None], x.flip(-1), x)
         return x if self.cfg.real_range == "unit" else x * 2 - 1
 
@@ -199,19 +204,26 @@ class GANTrainer:
         seed: int,
         config: dict[str, Any],
         checkpoint_dir: Path,
-        device: torch.device,
+        world: World | None = None,
         run_id: str | None = None,
     ):
         torch.manual_seed(seed)
-        self.cfg, self.config, self.device = cfg, config, device
+        self.world = world or World()
+        self.cfg, self.config, self.device = cfg, config, self.world.device
         self.checkpoint_dir, self.run_id = checkpoint_dir, run_id
-        self.generator = generator.to(device)
-        self.discriminator = discriminator.to(device)
+        self.generator = generator.to(self.device)
+        self.discriminator = discriminator.to(self.device)
+        # DDP wrappers are used only where their gradients are wanted: G in the generator step,
+        # D in the discriminator step; elsewhere the plain modules run.
+        self.g_train, self.d_train = self.generator, self.discriminator
+        if self.world.active:
+            self.g_train = DistributedDataParallel(self.generator)
+            self.d_train = DistributedDataParallel(self.discriminator)
         trainable = getattr(generator, "trainable_parameters", generator.parameters)()
         self.opt_g = torch.optim.Adam(trainable, lr=cfg.lr, betas=cfg.betas)
         self.opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr, betas=cfg.betas)
         self.ema = EMA(generator)
-        self.reals = RealImages(images, cfg=cfg, seed=seed, device=device)
+        self.reals = RealImages(images, cfg=cfg, seed=seed, world=self.world)
         self.aug_rng = torch.Generator().manual_seed(seed + 1)
         self.z_dim = latent_dim(generator.spec)
         self.step = 0
@@ -258,7 +270,9 @@ class GANTrainer:
         )
 
     def _latents(self) -> Tensor:
-        return torch.randn(self.cfg.batch_size, self.z_dim).to(self.device)
+        """The global batch's latents, drawn alike on every rank; this rank's slice of them."""
+        z = torch.randn(self.cfg.batch_size, self.z_dim)
+        return z[self.world.part(self.cfg.batch_size)].to(self.device)
 
     def discriminator_step(self) -> dict[str, float]:
         """Hinge loss on both heads, auto-encoding of reals, gradient penalty every gp_every."""
@@ -274,19 +288,20 @@ class GANTrainer:
             real = self.reals.batch(self.step, round_).requires_grad_(apply_gp)
             with torch.no_grad():
                 fake = self.generator(self._latents())
-            real_logits, real_aux, recon = self.discriminator(
-                self._augment(real), reconstruct=True
-            )
-            fake_logits, fake_aux, _ = self.discriminator(self._augment(fake))
-            loss = hinge_d(real_logits, fake_logits) + hinge_d(real_aux, fake_aux)
+            # One pass over reals and fakes together (one forward per backward, as DDP wants).
+            n = len(real)
+            both = torch.cat([self._augment(real), self._augment(fake)])
+            logits, aux, recon = self.d_train(both, reconstruct=n)
+            loss = hinge_d(logits[:n], logits[n:]) + hinge_d(aux[:n], aux[n:])
             loss = loss + cfg.recon_weight * recon
             if apply_gp:
-                gp = gradient_penalty(real, (real_logits, real_aux), weight=cfg.gp_weight)
+                gp = gradient_penalty(real, (logits[:n], aux[:n]), weight=cfg.gp_weight)
                 loss = loss + gp
                 totals["gp"] += gp.item() / rounds
             (loss / rounds).backward()
             totals["d_loss"] += loss.item() / rounds
             totals["d_recon"] += recon.item() / rounds
+        totals = self.world.mean(totals)
         self._check_finite(totals)
         self.opt_d.step()
         return totals
@@ -298,15 +313,15 @@ class GANTrainer:
         self.opt_g.zero_grad(set_to_none=True)
         total = 0.0
         for _ in range(rounds):
-            fake_logits, fake_aux, _ = self.discriminator(
-                self._augment(self.generator(self._latents()))
-            )
+            fake = self._augment(self.g_train(self._latents()))
+            fake_logits, fake_aux, _ = self.discriminator(fake)
             loss = hinge_g(fake_logits) + hinge_g(fake_aux)
             (loss / rounds).backward()
             total += loss.item() / rounds
-        self._check_finite({"g_loss": total})
+        losses = self.world.mean({"g_loss": total})
+        self._check_finite(losses)
         self.opt_g.step()
-        return {"g_loss": total}
+        return losses
 
     def ema_step(self) -> None:
         """The original schedule: periodic resets early on, averaging once past ema_start."""
@@ -344,12 +359,14 @@ class GANTrainer:
         pending: list[tuple[int, dict[str, float]]] = []
 
         def checkpoint() -> None:
-            save_checkpoint(self.checkpoint_dir, self.snapshot())
-            for logged in pending if on_log is not None else ():
-                on_log(*logged)
+            if self.world.is_main:
+                save_checkpoint(self.checkpoint_dir, self.snapshot())
+                for logged in pending if on_log is not None else ():
+                    on_log(*logged)
             pending.clear()
 
-        bar = tqdm(total=steps, initial=self.step, desc="train", unit="step", disable=not progress)
+        show = progress and self.world.is_main
+        bar = tqdm(total=steps, initial=self.step, desc="train", unit="step", disable=not show)
         with StopRequests() as stop, bar:
             while self.step < steps:
                 losses = {**self.discriminator_step(), **self.generator_step()}
@@ -359,10 +376,11 @@ class GANTrainer:
                     self.history.append({"step": self.step, **losses})
                     pending.append((self.step, losses))
                     bar.set_postfix(d=f"{losses['d_loss']:.3f}", g=f"{losses['g_loss']:.3f}")
-                if self.step % cfg.checkpoint_every == 0 or self.step == steps or stop.requested:
+                stopping = self.world.any(stop.requested)
+                if self.step % cfg.checkpoint_every == 0 or self.step == steps or stopping:
                     checkpoint()
                 bar.update(1)
-                if stop.requested:
+                if stopping:
                     raise KeyboardInterrupt
         if steps <= cfg.ema_start:
             log.warning(

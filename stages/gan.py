@@ -12,13 +12,29 @@ from torch import nn
 
 from pipeline.config import Params, fingerprint
 from pipeline.discriminator import Discriminator
+from pipeline.distributed import init_world, relaunch_under_torchrun, under_torchrun
 from pipeline.generators import save_generator
 from pipeline.tracking import StageRun
 from pipeline.train import GANTrainer, peek_run_id, pick_device, write_history
 from stages.common import log, show_progress, write_json
 
 # Settings that change how often we write or log, never the result: not part of the run's identity.
-NOT_IDENTITY = ("log_every", "checkpoint_every", "threads", "device")
+NOT_IDENTITY = ("log_every", "checkpoint_every", "threads", "device")  # processes: it is
+
+
+class NoRun:
+    """Stands in for the MLflow run on ranks other than 0: they log nothing."""
+
+    run_id = None
+
+    def __enter__(self) -> NoRun:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def log_metrics(self, *args, **kwargs) -> None:
+        return None
 
 
 def run_gan_stage(
@@ -34,6 +50,9 @@ def run_gan_stage(
     """Train `generator` against a fresh discriminator and write out/{generator.pt, train.json,
     losses.csv}. Checkpoints live in checkpoints/<stage>/<fingerprint of identity>/, so the
     same settings resume and different settings start over."""
+    if cfg.train.processes > 1 and not under_torchrun():
+        relaunch_under_torchrun(cfg.train.processes, f"stages.{stage}")  # does not return
+    world = init_world(pick_device(cfg.train.device))
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     train_identity = {k: v for k, v in cfg.train.model_dump().items() if k not in NOT_IDENTITY}
@@ -53,9 +72,10 @@ def run_gan_stage(
     initial = copy.deepcopy(generator.state_dict())
     params = {"seed": cfg.seed, "steps": steps, **{k: v for k, v in config.items() if k != "seed"}}
     run_id = peek_run_id(checkpoint_dir)
-    with StageRun(
+    tracked = StageRun(
         stage=stage, experiment=cfg.tracking.experiment, params=params, run_id=run_id
-    ) as run:
+    )
+    with tracked if world.is_main else NoRun() as run:
         trainer = GANTrainer(
             generator=generator,
             discriminator=discriminator,
@@ -64,7 +84,7 @@ def run_gan_stage(
             seed=cfg.seed,
             config=config,
             checkpoint_dir=checkpoint_dir,
-            device=pick_device(cfg.train.device),
+            world=world,
             run_id=run.run_id,
         )
         result = trainer.train(
@@ -72,6 +92,8 @@ def run_gan_stage(
             on_log=lambda step, losses: run.log_metrics(losses, step=step),
             progress=show_progress(),
         )
+        if not world.is_main:
+            return
         save_generator(
             out / "generator.pt",
             result.generator.cpu(),

@@ -30,7 +30,7 @@ def run(checkpoint_dir, steps=6, on_log=None):
     disc = Discriminator(image_size=16, channels=3, cfg=DISC.model_dump())
     trainer = GANTrainer(
         generator=generator, discriminator=disc, images=IMAGES, cfg=CFG, seed=0,
-        config={"test": 1}, checkpoint_dir=checkpoint_dir, device=torch.device("cpu"),
+        config={"test": 1}, checkpoint_dir=checkpoint_dir,
     )  # fmt: skip
     return trainer.train(steps, on_log=on_log)
 
@@ -80,6 +80,6 @@ def test_nan_loss_stops_with_the_step_named(tmp_path):
     with pytest.raises(TrainingError, match="at step 1"):
         GANTrainer(
             generator=generator, discriminator=disc, images=images, cfg=CFG, seed=0,
-            config={}, checkpoint_dir=tmp_path, device=torch.device("cpu"),
+            config={}, checkpoint_dir=tmp_path,
         ).train(2)  # fmt: skip
     assert not list(tmp_path.glob("*.pt"))
