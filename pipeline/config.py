@@ -120,6 +120,8 @@ class TrainConfig(Section):
     checkpoint_every: int = Field(500, ge=1)  # steps between checkpoints
     device: str = "auto"  # auto (GPU if visible), cpu, cuda or cuda:N
     processes: int = Field(1, ge=1)  # >1: torchrun + DDP, one process per GPU (gloo on CPU)
+    amp: bool = False  # bf16 autocast for G and D (the learning rule stays in float32)
+    channels_last: bool = False  # channels-last memory layout for the discriminator
 
     @model_validator(mode="after")
     def _batch_splits(self) -> TrainConfig:

@@ -77,10 +77,13 @@ class FastWeightPainter(nn.Module):
         inputs, state = self.inputs(z)
         hidden, _ = self.lstm(inputs, state)  # (B, T, H)
         heads = rearrange(self.heads(hidden), "b t (c n) -> b c t n", c=self.channels)
+        heads = heads.float()  # the learning rule always runs in float32, also under autocast
         keys, values, rates = heads.split([self.size, self.size, self.lr_size], dim=-1)
         keys, rates = keys.softmax(dim=-1), rates.sigmoid()
-        updates = self.rule.updates(keys, values, rates)
-        return Painting(updates=updates, keys=keys, weights=fast_weights(updates, keys))
+        with torch.autocast(heads.device.type, enabled=False):
+            updates = self.rule.updates(keys, values, rates)
+            weights = fast_weights(updates, keys)
+        return Painting(updates=updates, keys=keys, weights=weights)
 
     def forward(self, z: Tensor) -> Tensor:
         return torch.tanh(self.paint(z).weights)

@@ -213,6 +213,8 @@ class GANTrainer:
         self.checkpoint_dir, self.run_id = checkpoint_dir, run_id
         self.generator = generator.to(self.device)
         self.discriminator = discriminator.to(self.device)
+        if cfg.channels_last:
+            self.discriminator.to(memory_format=torch.channels_last)
         # DDP wrappers are used only where their gradients are wanted: G in the generator step,
         # D in the discriminator step; elsewhere the plain modules run.
         self.g_train, self.d_train = self.generator, self.discriminator
@@ -264,6 +266,15 @@ class GANTrainer:
             "mlflow_run_id": self.run_id,
         }
 
+    def _autocast(self):
+        """bf16 autocast when train.amp asks for it (the learning rule stays in float32)."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.amp)
+
+    def _layout(self, images: Tensor) -> Tensor:
+        if self.cfg.channels_last:
+            return images.contiguous(memory_format=torch.channels_last)
+        return images
+
     def _augment(self, images: Tensor) -> Tensor:
         return augment(
             images, prob=self.cfg.aug_prob, types=self.cfg.aug_types, generator=self.aug_rng
@@ -286,12 +297,14 @@ class GANTrainer:
         )
         for round_ in range(rounds):
             real = self.reals.batch(self.step, round_).requires_grad_(apply_gp)
-            with torch.no_grad():
-                fake = self.generator(self._latents())
+            with torch.no_grad(), self._autocast():
+                fake = self.generator(self._latents()).float()
             # One pass over reals and fakes together (one forward per backward, as DDP wants).
             n = len(real)
-            both = torch.cat([self._augment(real), self._augment(fake)])
-            logits, aux, recon = self.d_train(both, reconstruct=n)
+            both = self._layout(torch.cat([self._augment(real), self._augment(fake)]))
+            with self._autocast():
+                logits, aux, recon = self.d_train(both, reconstruct=n)
+            logits, aux, recon = logits.float(), aux.float(), recon.float()
             loss = hinge_d(logits[:n], logits[n:]) + hinge_d(aux[:n], aux[n:])
             loss = loss + cfg.recon_weight * recon
             if apply_gp:
@@ -313,8 +326,10 @@ class GANTrainer:
         self.opt_g.zero_grad(set_to_none=True)
         total = 0.0
         for _ in range(rounds):
-            fake = self._augment(self.g_train(self._latents()))
-            fake_logits, fake_aux, _ = self.discriminator(fake)
+            with self._autocast():
+                fake = self._layout(self._augment(self.g_train(self._latents()).float()))
+                fake_logits, fake_aux, _ = self.discriminator(fake)
+            fake_logits, fake_aux = fake_logits.float(), fake_aux.float()
             loss = hinge_g(fake_logits) + hinge_g(fake_aux)
             (loss / rounds).backward()
             total += loss.item() / rounds

@@ -83,3 +83,19 @@ def test_nan_loss_stops_with_the_step_named(tmp_path):
             config={}, checkpoint_dir=tmp_path,
         ).train(2)  # fmt: skip
     assert not list(tmp_path.glob("*.pt"))
+
+
+def test_bf16_autocast_and_channels_last_train_with_a_float32_learning_rule(tmp_path):
+    torch.manual_seed(0)
+    generator = build_generator(SPEC)
+    disc = Discriminator(image_size=16, channels=3, cfg=DISC.model_dump())
+    cfg = CFG.model_copy(update={"amp": True, "channels_last": True})
+    trainer = GANTrainer(
+        generator=generator, discriminator=disc, images=IMAGES, cfg=cfg, seed=0,
+        config={}, checkpoint_dir=tmp_path,
+    )  # fmt: skip
+    result = trainer.train(3)
+    assert all(np.isfinite(v) for v in result.last_losses.values())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        painting = generator.paint(torch.randn(2, SPEC["latent_dim"]))
+    assert painting.weights.dtype == torch.float32
