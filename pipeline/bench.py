@@ -282,3 +282,34 @@ def bench_prepare(
         "img_s_one_core": counts["n"] / seconds["one"],
         "ratio": seconds["one"] / seconds["all"],
     }
+
+
+def bench_inception(
+    *, device: torch.device, n: int = 256, batch_size: int = 64, workers: int = 4
+) -> dict[str, Any]:
+    """Images per second through the FID path (clean resize + InceptionV3) on `device`."""
+    network = fid.load_network(device=device)
+    images = np.random.default_rng(0).integers(0, 256, (n, 64, 64, 3), np.uint8)
+    run = lambda: fid.extract_features(  # noqa: E731
+        images, network, batch_size=batch_size, device=device, num_workers=workers
+    )
+    seconds = interleaved({"fid": run}, repeats=2, warmup=1, device=device)["fid"]
+    return {"device": str(device), "images": n, "batch_size": batch_size, "img_s": n / seconds}
+
+
+def paper_params() -> Params:
+    """The CelebA recipe of the paper: 64x64, batch 20, T = 64, latent 512, LSTM 1024."""
+    from pipeline.config import DataConfig
+
+    return Params(data=DataConfig(image_size=64))
+
+
+def bench_all(*, device: torch.device, celeba_steps: int = 450_000) -> dict[str, Any]:
+    """The device script: painting, one paper-size training step, and Inception throughput."""
+    step = bench_train_step(paper_params(), device=device, repeats=5, warmup=3)
+    return {
+        "painting": bench_painting(device=device),
+        "train_step_celeba": step,
+        "inception": bench_inception(device=device),
+        "celeba_run_hours": celeba_steps * step["step_ms"] / 3.6e6,
+    }

@@ -113,3 +113,22 @@ def prepare_(
         categories=data.categories, repeats=repeats,
     )  # fmt: skip
     _show("prepare: all cores vs one", result, as_json)
+
+
+@app.command("all")
+@stage_command("bench all")
+def all_(
+    device: str = DeviceOption,
+    as_json: bool = JsonOption,
+    verbose: bool = VerboseOption,
+) -> None:
+    """The device script: painting, a paper-size (CelebA recipe) GAN step, Inception images/s,
+    and the hours a 450k-step CelebA run would take at that speed."""
+    from pipeline.bench import bench_all
+
+    result = bench_all(device=_device(device))
+    for name in ("painting", "train_step_celeba", "inception"):
+        _show(name, result[name], False)
+    Console().print(f"450k-step CelebA run: {result['celeba_run_hours']:.1f} hours at this speed")
+    if as_json:
+        print(json.dumps(result))
