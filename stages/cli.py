@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from stages import bench, denoise, evaluate, prepare, reference, render, report, train
+from stages import bench, denoise, evaluate, prepare, reference, render, report, summary, train
 
 app = typer.Typer(
     add_completion=False,
@@ -21,6 +21,7 @@ for name, module in (
     ("report", report),
 ):
     app.command(name)(module.main)
+app.command("summary")(summary.main)
 app.add_typer(bench.app, name="bench", help="Benchmarks: painting, fid, train-step, prepare.")
 
 

@@ -53,3 +53,9 @@ def test_broken_yaml_and_missing_file(tmp_path):
     assert result.exit_code == 1 and "is not valid YAML at line" in result.output
     result = runner.invoke(app, ["train", "--params", str(tmp_path / "nope.yaml")])
     assert result.exit_code == 1 and "does not exist" in result.output
+
+
+def test_summary_prints_the_paper_parameter_counts():
+    result = runner.invoke(app, ["summary", "--paper"])
+    assert result.exit_code == 0, result.output
+    assert "6,437,891" in result.output and "12,326,632" in result.output

@@ -1,0 +1,43 @@
+"""`fpa summary`: parameter counts of the painter and discriminator a params file builds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from stages.common import ParamsOption, VerboseOption, stage_command
+
+
+def count(module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+@stage_command("summary")
+def main(
+    params: Path = ParamsOption,
+    paper: bool = typer.Option(False, "--paper", help="The paper's CelebA recipe instead."),
+    verbose: bool = VerboseOption,
+) -> None:
+    """Print the parameter count of every part of the generator and the discriminator."""
+    from pipeline.bench import paper_params
+    from pipeline.config import load_params
+    from pipeline.discriminator import Discriminator
+    from pipeline.generators import build_generator
+
+    cfg = paper_params() if paper else load_params(params)
+    size, channels = cfg.data.image_size, cfg.data.channels
+    generator = build_generator(
+        {**cfg.generator.model_dump(), "image_size": size, "channels": channels}
+    )
+    disc = Discriminator(image_size=size, channels=channels, cfg=cfg.discriminator.model_dump())
+    table = Table(title=f"{size}x{size}x{channels}, T = {cfg.generator.steps}")
+    table.add_column("part")
+    table.add_column("parameters", justify="right")
+    for name, module in [("generator", generator), *generator.named_children()]:
+        table.add_row(name if name == "generator" else f"  {name}", f"{count(module):,}")
+    for name, module in [("discriminator", disc), *disc.named_children()]:
+        table.add_row(name if name == "discriminator" else f"  {name}", f"{count(module):,}")
+    Console().print(table)
