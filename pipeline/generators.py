@@ -129,6 +129,10 @@ def latent_dim(spec: dict[str, Any]) -> int:
 GENERATOR_FILE_FORMAT = 1
 
 
+class ModelFileError(ValueError):
+    """A model file that cannot be read; the message says what to do."""
+
+
 def save_generator(path: Path, generator: nn.Module, **meta: Any) -> None:
     """Write a file that rebuilds this generator alone: its spec, its weights, and `meta`."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -147,7 +151,14 @@ def load_generator(path: Path, *, untrained: bool = False) -> tuple[nn.Module, d
     """Rebuild a generator from its file; `untrained` picks the weights it started from."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path} does not exist; run the stage that trains it first")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    generator = build_generator(payload["spec"])
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        spec, meta = payload["spec"], payload["meta"]
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same advice
+        raise ModelFileError(
+            f"{path} is not a generator file of this pipeline ({type(exc).__name__}); "
+            "delete it and run `dvc repro` to train it again"
+        ) from None
+    generator = build_generator(spec)
     generator.load_state_dict(payload["meta"]["initial_state"] if untrained else payload["state"])
-    return generator.eval(), payload["meta"]
+    return generator.eval(), meta

@@ -33,9 +33,13 @@ class UserError(Exception):
 def user_errors() -> tuple[type[BaseException], ...]:
     from pipeline.data import DataError
     from pipeline.fid import FIDError
+    from pipeline.generators import ModelFileError
     from pipeline.train import TrainingError
 
-    return (UserError, ParamsError, DataError, FIDError, TrainingError, FileNotFoundError)
+    return (
+        UserError, ParamsError, DataError, FIDError, TrainingError, ModelFileError,
+        FileNotFoundError,
+    )  # fmt: skip
 
 
 def show_progress() -> bool:
@@ -71,8 +75,10 @@ def stage_command(name: str) -> Callable:
                 LOG_DIR.mkdir(exist_ok=True)
                 path = LOG_DIR / f"{name}.log"
                 path.write_text(traceback.format_exc())
+                first_line = (str(exc).strip().splitlines() or [""])[0][:200]
                 typer.secho(
-                    f"{name}: failed with {type(exc).__name__}: {exc} (full trace in {path})",
+                    f"{name}: failed with {type(exc).__name__}: {first_line} "
+                    f"(full trace in {path})",
                     err=True,
                     fg="red",
                 )
