@@ -112,6 +112,11 @@ class StageRun:
             mlflow.log_params(dict(items[i : i + 100]))
         return run
 
+    def last_step(self, key: str) -> int:
+        """The highest step logged for `key` in this run (0 if none)."""
+        history = self._mlflow.MlflowClient().get_metric_history(self.run_id, key)
+        return max((m.step for m in history), default=0)
+
     def log_metrics(self, metrics: dict[str, Any], *, step: int | None = None) -> None:
         clean = finite_metrics(metrics)
         if clean:

@@ -360,25 +360,19 @@ class GANTrainer:
         steps: int,
         *,
         on_log: Callable[[int, dict[str, float]], None] | None = None,
+        logged_through: int = 0,
         progress: bool = False,
     ) -> TrainResult:
         """Train until `steps`, checkpointing every checkpoint_every steps, at the end, and when
         asked to stop (Ctrl-C, SIGTERM: then KeyboardInterrupt is raised after the checkpoint).
 
-        Losses reach `on_log` only once the checkpoint covering them is written: a run killed in
-        between logs them again after resuming, so no step is ever logged twice or skipped.
+        Losses reach `on_log` as soon as they are computed, except for steps up to
+        `logged_through` (what an interrupted run already logged before it was resumed from an
+        earlier checkpoint): no step is ever logged twice or skipped.
         """
         cfg = self.cfg
         began = time.perf_counter()
         losses: dict[str, float] = {}
-        pending: list[tuple[int, dict[str, float]]] = []
-
-        def checkpoint() -> None:
-            if self.world.is_main:
-                save_checkpoint(self.checkpoint_dir, self.snapshot())
-                for logged in pending if on_log is not None else ():
-                    on_log(*logged)
-            pending.clear()
 
         show = progress and self.world.is_main
         bar = tqdm(total=steps, initial=self.step, desc="train", unit="step", disable=not show)
@@ -389,11 +383,13 @@ class GANTrainer:
                 self.step += 1
                 if self.step % cfg.log_every == 0 or self.step == steps:
                     self.history.append({"step": self.step, **losses})
-                    pending.append((self.step, losses))
+                    if on_log is not None and self.step > logged_through and self.world.is_main:
+                        on_log(self.step, losses)
                     bar.set_postfix(d=f"{losses['d_loss']:.3f}", g=f"{losses['g_loss']:.3f}")
                 stopping = self.world.any(stop.requested)
                 if self.step % cfg.checkpoint_every == 0 or self.step == steps or stopping:
-                    checkpoint()
+                    if self.world.is_main:
+                        save_checkpoint(self.checkpoint_dir, self.snapshot())
                 bar.update(1)
                 if stopping:
                     raise KeyboardInterrupt

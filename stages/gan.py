@@ -36,6 +36,9 @@ class NoRun:
     def log_metrics(self, *args, **kwargs) -> None:
         return None
 
+    def last_step(self, key: str) -> int:
+        return 0
+
 
 def run_gan_stage(
     *,
@@ -90,6 +93,7 @@ def run_gan_stage(
         result = trainer.train(
             steps,
             on_log=lambda step, losses: run.log_metrics(losses, step=step),
+            logged_through=run.last_step("d_loss") if run_id else 0,
             progress=show_progress(),
         )
         if not world.is_main:

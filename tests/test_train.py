@@ -24,7 +24,7 @@ CFG = TrainConfig(
 IMAGES = np.random.default_rng(0).integers(0, 256, (10, 16, 16, 3), dtype=np.uint8)
 
 
-def run(checkpoint_dir, steps=6, on_log=None):
+def run(checkpoint_dir, steps=6, on_log=None, logged_through=0):
     torch.manual_seed(0)
     generator = build_generator(SPEC)
     disc = Discriminator(image_size=16, channels=3, cfg=DISC.model_dump())
@@ -32,7 +32,7 @@ def run(checkpoint_dir, steps=6, on_log=None):
         generator=generator, discriminator=disc, images=IMAGES, cfg=CFG, seed=0,
         config={"test": 1}, checkpoint_dir=checkpoint_dir,
     )  # fmt: skip
-    return trainer.train(steps, on_log=on_log)
+    return trainer.train(steps, on_log=on_log, logged_through=logged_through)
 
 
 def test_resumed_training_is_bit_identical_and_logs_every_step_once(tmp_path):
@@ -40,14 +40,16 @@ def test_resumed_training_is_bit_identical_and_logs_every_step_once(tmp_path):
 
     logged = []
 
-    def stop_at_four(step, losses):
+    def stop_after_five(step, losses):
         logged.append(step)
-        if step == 4:
+        if step == 5:  # the newest checkpoint is at step 4: step 5 is logged, then lost
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run(tmp_path / "resumed", on_log=stop_at_four)
-    resumed = run(tmp_path / "resumed", on_log=lambda step, losses: logged.append(step))
+        run(tmp_path / "resumed", on_log=stop_after_five)
+    resumed = run(
+        tmp_path / "resumed", on_log=lambda step, losses: logged.append(step), logged_through=5
+    )
 
     assert logged == [1, 2, 3, 4, 5, 6]
     for (name, a), b in zip(
