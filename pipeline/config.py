@@ -122,6 +122,7 @@ class TrainConfig(Section):
     processes: int = Field(1, ge=1)  # >1: torchrun + DDP, one process per GPU (gloo on CPU)
     amp: bool = False  # bf16 autocast for G and D (the learning rule stays in float32)
     channels_last: bool = False  # channels-last memory layout for the discriminator
+    compile: bool = False  # torch.compile G and D (gradient-penalty steps run D eagerly)
 
     @model_validator(mode="after")
     def _batch_splits(self) -> TrainConfig:

@@ -221,6 +221,13 @@ class GANTrainer:
         if self.world.active:
             self.g_train = DistributedDataParallel(self.generator)
             self.d_train = DistributedDataParallel(self.discriminator)
+        # torch.compile'd views of the same modules. The gradient penalty needs a double
+        # backward, which compiled graphs do not support: its steps run D eagerly.
+        self.g_fast, self.d_fast, self.d_frozen = self.g_train, self.d_train, self.discriminator
+        if cfg.compile:
+            self.g_fast, self.d_fast, self.d_frozen = (
+                torch.compile(m) for m in (self.g_train, self.d_train, self.discriminator)
+            )
         trainable = getattr(generator, "trainable_parameters", generator.parameters)()
         self.opt_g = torch.optim.Adam(trainable, lr=cfg.lr, betas=cfg.betas)
         self.opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr, betas=cfg.betas)
@@ -303,7 +310,8 @@ class GANTrainer:
             n = len(real)
             both = self._layout(torch.cat([self._augment(real), self._augment(fake)]))
             with self._autocast():
-                logits, aux, recon = self.d_train(both, reconstruct=n)
+                d = self.d_train if apply_gp else self.d_fast
+                logits, aux, recon = d(both, reconstruct=n)
             logits, aux, recon = logits.float(), aux.float(), recon.float()
             loss = hinge_d(logits[:n], logits[n:]) + hinge_d(aux[:n], aux[n:])
             loss = loss + cfg.recon_weight * recon
@@ -327,8 +335,8 @@ class GANTrainer:
         total = 0.0
         for _ in range(rounds):
             with self._autocast():
-                fake = self._layout(self._augment(self.g_train(self._latents()).float()))
-                fake_logits, fake_aux, _ = self.discriminator(fake)
+                fake = self._layout(self._augment(self.g_fast(self._latents()).float()))
+                fake_logits, fake_aux, _ = self.d_frozen(fake)
             fake_logits, fake_aux = fake_logits.float(), fake_aux.float()
             loss = hinge_g(fake_logits) + hinge_g(fake_aux)
             (loss / rounds).backward()

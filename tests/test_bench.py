@@ -37,7 +37,8 @@ def test_bench_painting_reports_speed_memory_and_error():
 
 def test_bench_train_step_splits_the_step(tmp_path):
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({k: v for k, v in TINY.items() if k != "data"}))
+    tiny = {**{k: v for k, v in TINY.items() if k != "data"}, "data": {"image_size": 16}}
+    params.write_text(yaml.safe_dump(tiny))
     result = runner.invoke(
         app, ["bench", "train-step", "--params", str(params), "--repeats", "1", "--json"]
     )

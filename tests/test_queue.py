@@ -35,5 +35,5 @@ def test_two_queued_experiments_run_concurrently_into_one_store(tmp_path):
         " where p.key = 'train.lr' and t.key = 'dvc.experiment'"
     ).fetchall()
     assert sorted(set(lrs)) == [("exp-a", "0.0001"), ("exp-b", "0.0003")]
-    shown = sh("dvc", "exp", "show", "--no-pager", cwd=root)
+    shown = sh("dvc", "exp", "show", "--csv", cwd=root)
     assert "exp-a" in shown and "exp-b" in shown
