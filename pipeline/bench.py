@@ -92,7 +92,7 @@ def bench_painting(
         return torch.tanh(rule.loop(keys, values, rates))
 
     def parallel() -> torch.Tensor:
-        return torch.tanh(fast_weights(rule.updates(keys, values, rates), keys))
+        return torch.tanh(fast_weights(rule.factors(keys, values, rates)))
 
     def forward_backward(fn: Callable[[], torch.Tensor]) -> Callable[[], None]:
         return lambda: fn().sum().backward()

@@ -77,14 +77,14 @@ class FIDConfig(Section):
 class GeneratorConfig(Section):
     kind: Literal["fpa"] = "fpa"  # the fast weight painter
     input_generator: Literal["v1", "v2"] = "v2"  # v2: z -> tanh -> T chunks; v1: z at every step
-    rule: Literal["delta", "hebbian"] = "delta"  # learning rule that paints the fast weights
+    rule: Literal["delta", "hebbian", "oja"] = "delta"  # learning rule painting the fast weights
     latent_dim: int = Field(512, ge=1)  # size of z
     chunk_dim: int = Field(8, ge=1)  # v2: size of each of the T chunks cut from tanh(W z)
     chunk_proj_dim: int = Field(128, ge=1)  # v2: each chunk is projected to this LSTM input size
     lstm_hidden: int = Field(1024, ge=1)  # LSTM hidden units
     steps: int = Field(64, ge=1)  # T: painting steps = rank-1 updates per image
     per_row_lr: bool = False  # one learning rate per row of W instead of one per step
-    full_first_step: bool = True  # original code: u_1 = v_1, no learning rate at the first step
+    full_first_step: bool = True  # delta rule only, as in the original code: u_1 = v_1
 
 
 class DiscriminatorConfig(Section):

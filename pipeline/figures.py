@@ -23,13 +23,14 @@ def to_display(images: Tensor, value_range: tuple[float, float]) -> Tensor:
 def rank_by_rank(
     painter: FastWeightPainter, z: Tensor, value_range: tuple[float, float]
 ) -> Tensor:
-    """Top row: each rank-1 update u_t k_t^T; bottom row: the partial image W_t = sum_{s<=t}.
+    """Top row: each rank-1 update left_t right_t^T; bottom row: the partial image W_t, their
+    sum over s <= t.
 
     Both are rescaled to the Frobenius norm of the final W_T, then squashed by tanh.
     Returns a (C, H, W) grid in [0, 1] with 2 rows of T tiles.
     """
     painting = painter.paint(z[None])  # batch of one
-    updates = rank_one_updates(painting.updates, painting.keys)[0]  # (C, T, d, d)
+    updates = rank_one_updates(painting.factors)[0]  # (C, T, d, d)
     partial = updates.cumsum(dim=1)  # (C, T, d, d)
     target = painting.weights[0].norm()
 

@@ -15,7 +15,7 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from pipeline.rules import fast_weights, make_rule
+from pipeline.rules import RankOneFactors, fast_weights, make_rule
 from pipeline.unet import UNet
 
 
@@ -55,9 +55,8 @@ INPUT_GENERATORS = {"v1": InputsV1, "v2": InputsV2}
 class Painting:
     """What a painter produced for a batch: enough to redraw every step."""
 
-    updates: Tensor  # (B, C, T, d) u_t: the value-side vector of each rank-1 update
-    keys: Tensor  # (B, C, T, d) k_t: the key-side vector
-    weights: Tensor  # (B, C, d, d) W_T = U^T K, the image before tanh
+    factors: RankOneFactors  # (B, C, T, d) twice: step t adds left_t right_t^T
+    weights: Tensor  # (B, C, d, d) W_T = L^T R, the image before tanh
 
 
 class FastWeightPainter(nn.Module):
@@ -81,9 +80,9 @@ class FastWeightPainter(nn.Module):
         keys, values, rates = heads.split([self.size, self.size, self.lr_size], dim=-1)
         keys, rates = keys.softmax(dim=-1), rates.sigmoid()
         with torch.autocast(heads.device.type, enabled=False):
-            updates = self.rule.updates(keys, values, rates)
-            weights = fast_weights(updates, keys)
-        return Painting(updates=updates, keys=keys, weights=weights)
+            factors = self.rule.factors(keys, values, rates)
+            weights = fast_weights(factors)
+        return Painting(factors=factors, weights=weights)
 
     def forward(self, z: Tensor) -> Tensor:
         return torch.tanh(self.paint(z).weights)

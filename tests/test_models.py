@@ -1,10 +1,15 @@
 """Model shapes, the paper's parameter counts, and generator files that rebuild their model."""
 
+import itertools
+
+import pytest
 import torch
 
 from pipeline.config import DiscriminatorConfig, GeneratorConfig
 from pipeline.discriminator import Discriminator
+from pipeline.figures import rank_by_rank
 from pipeline.generators import build_generator, load_generator, save_generator
+from pipeline.rules import RULES
 
 
 def n_params(module):
@@ -32,12 +37,13 @@ def test_paper_discriminator_has_the_parameter_count_the_architecture_implies():
 
 def test_small_models_produce_images_in_range_with_batch_one():
     spec = paper_spec(latent_dim=16, lstm_hidden=32, chunk_proj_dim=8, steps=4, image_size=16)
-    for variant in ("v1", "v2"):
-        for per_row in (False, True):
-            painter = build_generator({**spec, "input_generator": variant, "per_row_lr": per_row})
-            images = painter(torch.randn(1, 16))
-            assert images.shape == (1, 3, 16, 16)
-            assert images.abs().max() <= 1
+    for variant, per_row, rule in itertools.product(("v1", "v2"), (False, True), RULES):
+        painter = build_generator(
+            {**spec, "input_generator": variant, "per_row_lr": per_row, "rule": rule}
+        )
+        images = painter(torch.randn(1, 16))
+        assert images.shape == (1, 3, 16, 16)
+        assert images.abs().max() <= 1
     cfg = DiscriminatorConfig(
         fmap_max=16, attn_res_layers=[16], aux_channels=8, attn_heads=2, attn_dim_head=4
     )
@@ -71,3 +77,17 @@ def test_unet_starts_as_the_identity_on_the_painter():
     z = torch.randn(3, 16)
     torch.testing.assert_close(combined(z), painter(z))
     assert all(not p.requires_grad for p in combined.painter.parameters())
+
+
+@pytest.mark.parametrize("rule", sorted(RULES))
+def test_rank_by_rank_figure_ends_on_the_image_for_every_rule(rule):
+    steps, size = 4, 16
+    spec = paper_spec(latent_dim=16, lstm_hidden=32, chunk_proj_dim=8, steps=steps)
+    painter = build_generator({**spec, "image_size": size, "rule": rule, "per_row_lr": True})
+    z = torch.randn(16)
+    grid = rank_by_rank(painter.eval(), z, value_range=(-1.0, 1.0))
+    assert grid.shape == (3, 2 * (size + 1) + 1, steps * (size + 1) + 1)
+    last_partial = grid[:, -size - 1 : -1, -size - 1 : -1]  # bottom right tile
+    with torch.no_grad():
+        image = (painter(z[None])[0] + 1) / 2
+    torch.testing.assert_close(last_partial, image)
