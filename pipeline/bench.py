@@ -202,7 +202,7 @@ def bench_train_step(
     """One full GAN step of the configured painter and discriminator on random images:
     images per second, and the step split into generator, discriminator and penalty time."""
     size, channels = params.data.image_size, params.data.channels
-    spec = {**params.generator.model_dump(), "image_size": size, "channels": channels}
+    spec = params.generator.spec(image_size=size, channels=channels)
     torch.manual_seed(params.seed)
     generator = build_generator(spec)
     disc = Discriminator(image_size=size, channels=channels, cfg=params.discriminator.model_dump())
@@ -239,7 +239,8 @@ def bench_train_step(
         "threads": torch.get_num_threads(),
         "batch_size": batch,
         "image_size": size,
-        "painting_steps": params.generator.steps,
+        "generator_kind": params.generator.kind,
+        "painting_steps": params.generator.steps if params.generator.kind == "fpa" else None,
         "generator_parameters": sum(p.numel() for p in generator.parameters()),
         "discriminator_parameters": sum(p.numel() for p in disc.parameters()),
         "img_s": batch / per_step,

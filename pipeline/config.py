@@ -74,17 +74,45 @@ class FIDConfig(Section):
     seed: int = 1234  # latents for generated images (same for every model)
 
 
+FPA_ONLY_KEYS = (
+    "input_generator", "rule", "chunk_dim", "chunk_proj_dim", "lstm_hidden", "steps",
+    "per_row_lr", "full_first_step",
+)  # fmt: skip
+BASE_ONLY_KEYS = ("fmap_max", "fmap_inverse_coef", "attn_res_layers")
+
+
 class GeneratorConfig(Section):
-    kind: Literal["fpa"] = "fpa"  # the fast weight painter
+    """Both kinds' keys side by side, so `-S generator.kind=base` needs nothing else; the keys of
+    the other kind are ignored and left out of the generator's spec."""
+
+    kind: Literal["fpa", "base"] = "fpa"  # fpa: fast weight painter; base: LightGAN baseline
+    latent_dim: int = Field(512, ge=1)  # size of z (both kinds)
+    # kind fpa
     input_generator: Literal["v1", "v2"] = "v2"  # v2: z -> tanh -> T chunks; v1: z at every step
     rule: Literal["delta", "hebbian", "oja"] = "delta"  # learning rule painting the fast weights
-    latent_dim: int = Field(512, ge=1)  # size of z
     chunk_dim: int = Field(8, ge=1)  # v2: size of each of the T chunks cut from tanh(W z)
     chunk_proj_dim: int = Field(128, ge=1)  # v2: each chunk is projected to this LSTM input size
     lstm_hidden: int = Field(1024, ge=1)  # LSTM hidden units
     steps: int = Field(64, ge=1)  # T: painting steps = rank-1 updates per image
     per_row_lr: bool = False  # one learning rate per row of W instead of one per step
     full_first_step: bool = True  # delta rule only, as in the original code: u_1 = v_1
+    # kind base (the LightweightGAN generator)
+    fmap_max: int = Field(512, ge=1)  # most features of any feature map
+    fmap_inverse_coef: int = Field(12, ge=1)  # the map made from a 2^r px one has 2^(coef - r)
+    attn_res_layers: list[int] = [32]  # map widths (pixels) that get linear attention first
+
+    @field_validator("attn_res_layers")
+    @classmethod
+    def _powers_of_two(cls, widths: list[int]) -> list[int]:
+        if any(width < 1 or width & (width - 1) for width in widths):
+            raise ValueError("every width must be a power of two (4, 8, 16, ...)")
+        return widths
+
+    def spec(self, *, image_size: int, channels: int) -> dict[str, Any]:
+        """What `build_generator` needs: this kind's keys, the image size and the channels."""
+        other = BASE_ONLY_KEYS if self.kind == "fpa" else FPA_ONLY_KEYS
+        own = {key: value for key, value in self.model_dump().items() if key not in other}
+        return {**own, "image_size": image_size, "channels": channels}
 
 
 class DiscriminatorConfig(Section):

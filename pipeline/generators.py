@@ -1,8 +1,10 @@
-"""Generators: the fast weight painter (FPA), and the FPA followed by a U-Net denoiser.
+"""Generators: the fast weight painter (FPA), the FPA followed by a U-Net denoiser, and the
+LightGAN baseline ("base", in pipeline.lightgan).
 
-A generator is rebuilt from its spec alone: a plain dict holding the `GeneratorConfig` fields
-plus `image_size` and `channels` (and, for "fpa+unet", the painter's spec and the U-Net's).
-Every generator maps latents z (B, latent_dim) to images (B, C, d, d) in [-1, 1].
+A generator is rebuilt from its spec alone: a plain dict holding its kind's `GeneratorConfig`
+fields plus `image_size` and `channels` (see `GeneratorConfig.spec`; for "fpa+unet", the
+painter's spec and the U-Net's). Every generator maps latents z (B, latent_dim) to images
+(B, C, d, d) in [-1, 1].
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
+from pipeline.lightgan import LightGAN
 from pipeline.rules import RankOneFactors, fast_weights, make_rule
 from pipeline.unet import UNet
 
@@ -111,7 +114,7 @@ class PaintThenDenoise(nn.Module):
         return self.unet.parameters()
 
 
-GENERATORS = {"fpa": FastWeightPainter, "fpa+unet": PaintThenDenoise}
+GENERATORS = {"fpa": FastWeightPainter, "fpa+unet": PaintThenDenoise, "base": LightGAN}
 
 
 def build_generator(spec: dict[str, Any]) -> nn.Module:

@@ -1,4 +1,4 @@
-"""Stage 3, train: the fast weight painter, trained as a GAN."""
+"""Stage 3, train: the fast weight painter (or the LightGAN baseline), trained as a GAN."""
 
 from __future__ import annotations
 
@@ -15,14 +15,6 @@ from stages.gan import run_gan_stage
 app = typer.Typer(add_completion=False)
 
 
-def painter_spec(cfg, images) -> dict:
-    return {
-        **cfg.generator.model_dump(),
-        "image_size": images.shape[1],
-        "channels": images.shape[3],
-    }
-
-
 @app.command()
 @stage_command("train")
 def main(
@@ -33,13 +25,15 @@ def main(
     params: Path = ParamsOption,
     verbose: bool = VerboseOption,
 ) -> None:
-    """Train the painter (params: seed, generator, discriminator, train)."""
+    """Train the painter or the baseline (params: seed, generator, discriminator, train)."""
     import torch
 
     cfg = load_params(params)
     images = load_images(data)
     torch.manual_seed(cfg.seed)
-    generator = build_generator(painter_spec(cfg, images))
+    generator = build_generator(
+        cfg.generator.spec(image_size=images.shape[1], channels=images.shape[3])
+    )
     run_gan_stage(
         stage="train",
         cfg=cfg,

@@ -25,6 +25,9 @@ def test_help_lists_every_stage_with_one_line():
         ({"train": {"lr": -1}}, "train.lr: Input should be greater than 0"),
         ({"data": {"image_size": 48}}, "data.image_size: Value error, must be a power of two"),
         ({"colour": 1}, "colour is not a known parameter"),
+        ({"generator": {"kind": "gan"}}, "generator.kind: Input should be 'fpa' or 'base'"),
+        ({"generator": {"rule": "ojas"}}, "generator.rule: Input should be 'delta', 'hebbian'"),
+        ({"generator": {"attn_res_layers": [24]}}, "generator.attn_res_layers: Value error"),
     ],
 )
 @pytest.mark.parametrize("stage", ["prepare", "train", "evaluate"])
@@ -59,3 +62,11 @@ def test_summary_prints_the_paper_parameter_counts():
     result = runner.invoke(app, ["summary", "--paper"])
     assert result.exit_code == 0, result.output
     assert "6,437,891" in result.output and "12,326,632" in result.output
+
+
+def test_oja_and_the_baseline_are_valid_choices():
+    from pipeline.config import validate_params
+
+    assert validate_params({"generator": {"rule": "oja", "per_row_lr": True}}).generator.rule
+    base = validate_params({"generator": {"kind": "base", "rule": "oja"}}).generator
+    assert "rule" not in base.spec(image_size=32, channels=3)  # the painter's keys are ignored

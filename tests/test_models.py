@@ -8,7 +8,11 @@ import torch
 from pipeline.config import DiscriminatorConfig, GeneratorConfig
 from pipeline.discriminator import Discriminator
 from pipeline.figures import rank_by_rank
-from pipeline.generators import build_generator, load_generator, save_generator
+from pipeline.generators import (
+    build_generator,
+    load_generator,
+    save_generator,
+)
 from pipeline.rules import RULES
 
 
@@ -17,7 +21,7 @@ def n_params(module):
 
 
 def paper_spec(**changes):
-    return {**GeneratorConfig().model_dump(), "image_size": 64, "channels": 3, **changes}
+    return {**GeneratorConfig().spec(image_size=64, channels=3), **changes}
 
 
 def test_paper_painter_has_the_parameter_count_the_architecture_implies():
@@ -91,3 +95,75 @@ def test_rank_by_rank_figure_ends_on_the_image_for_every_rule(rule):
     with torch.no_grad():
         image = (painter(z[None])[0] + 1) / 2
     torch.testing.assert_close(last_partial, image)
+
+
+def base_spec(**changes):
+    small = GeneratorConfig(kind="base", latent_dim=8, fmap_max=16, fmap_inverse_coef=8)
+    return {**small.spec(image_size=16, channels=3), **changes}
+
+
+@pytest.mark.parametrize("size", [16, 32, 64, 128])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_lightgan_images_have_the_image_shape_and_range(size, channels):
+    generator = build_generator(base_spec(image_size=size, channels=channels, attn_res_layers=[8]))
+    for mode in ("train", "eval"):
+        getattr(generator, mode)()
+        for batch in (1, 2):
+            images = generator(torch.randn(batch, 8))
+            assert images.shape == (batch, channels, size, size)
+            assert images.abs().max() <= 1 and torch.isfinite(images).all()
+    assert len(generator.excitations) == (1 if size == 128 else 0)  # 16 px gates 128 px
+
+
+def test_lightgan_file_rebuilds_the_model_alone(tmp_path):
+    generator = build_generator(base_spec(attn_res_layers=[8]))
+    initial = {k: v.clone() for k, v in generator.state_dict().items()}
+    with torch.no_grad():
+        for _ in range(3):  # move the batch-norm running statistics away from their start
+            generator(torch.randn(4, 8))
+        generator.to_image.bias.add_(0.5)
+    save_generator(tmp_path / "g.pt", generator, initial_state=initial, steps=3)
+    rebuilt, meta = load_generator(tmp_path / "g.pt")
+    z = torch.randn(2, 8)
+    torch.testing.assert_close(rebuilt(z), generator.eval()(z))
+    untrained, _ = load_generator(tmp_path / "g.pt", untrained=True)
+    assert not torch.allclose(untrained(z), generator(z))
+    assert rebuilt.spec["kind"] == "base" and "rule" not in rebuilt.spec and meta["steps"] == 3
+
+
+def test_small_lightgan_has_the_parameter_count_the_architecture_implies():
+    """16 px, 3 channels, latent 4, fmap_max 8, coef 4. Block 0 reads the 4 px map (the latent's
+    4 features) and makes 2^(4-2) = 4; block 1 reads the 8 px map and makes 2^(4-3) = 2. No SLE
+    below 128 px, no attention.
+        initial  ConvTranspose2d(4, 8, 4): 4*8*16 + 8 = 520;  BatchNorm2d(8): 16        536
+        block 0  Conv2d(4, 2*4, 4): 4*8*16 + 8 = 520;  noise scale 1;  BatchNorm2d(8): 16  537
+        block 1  Conv2d(4, 2*2, 4): 4*4*16 + 4 = 260;  noise scale 1;  BatchNorm2d(4): 8   269
+        to_image Conv2d(2, 3, 3): 2*3*9 + 3                                                  57
+                                                                                   total 1399
+    """
+    spec = base_spec(latent_dim=4, fmap_max=8, fmap_inverse_coef=4, attn_res_layers=[])
+    generator = build_generator(spec)
+    assert [n_params(part) for part in generator.blocks] == [537, 269]
+    assert n_params(generator.initial) == 536 and n_params(generator.to_image) == 57
+    assert n_params(generator) == 1399
+
+
+def test_skip_excitation_has_the_parameter_count_the_architecture_implies():
+    """128 px, coef 7, fmap_max 8: the 16 px map has min(2^(7-3), 8) = 8 features, the 128 px
+    map 2^(7-6) = 2. SLE(8 -> 2): logits Conv2d(8, 1, 1) 9, Conv2d(8, max(3, 2 // 2) = 3, 1)
+    27, Conv2d(3, 2, 1) 8: 44."""
+    spec = base_spec(image_size=128, fmap_max=8, fmap_inverse_coef=7, attn_res_layers=[])
+    generator = build_generator(spec)
+    assert list(generator.excitations) == ["16"]
+    assert n_params(generator.excitations) == 44
+
+
+def test_generator_specs_hold_only_their_kind_s_keys():
+    """The painter's spec is the one it had before the baseline existed: same checkpoints."""
+    fpa = GeneratorConfig().spec(image_size=64, channels=3)
+    assert set(fpa) == {"kind", "latent_dim", "input_generator", "rule", "chunk_dim",
+                        "chunk_proj_dim", "lstm_hidden", "steps", "per_row_lr",
+                        "full_first_step", "image_size", "channels"}  # fmt: skip
+    base = GeneratorConfig(kind="base").spec(image_size=64, channels=3)
+    assert set(base) == {"kind", "latent_dim", "fmap_max", "fmap_inverse_coef",
+                         "attn_res_layers", "image_size", "channels"}  # fmt: skip
