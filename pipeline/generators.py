@@ -91,6 +91,10 @@ class FastWeightPainter(nn.Module):
         return torch.tanh(self.paint(z).weights)
 
 
+class GeneratorKindError(ValueError):
+    """A generator of one kind given where another is needed; the message says what to do."""
+
+
 class PaintThenDenoise(nn.Module):
     """A frozen painter followed by a U-Net that corrects its pre-tanh image in one pass.
 
@@ -100,6 +104,12 @@ class PaintThenDenoise(nn.Module):
 
     def __init__(self, spec: dict[str, Any]):
         super().__init__()
+        kind = spec["painter"].get("kind", "fpa")
+        if kind != "fpa":
+            raise GeneratorKindError(
+                f"the U-Net denoiser corrects a fast weight painter's W, and a {kind!r} generator "
+                "has none; train with generator.kind: fpa to use the denoise stage"
+            )
         self.spec = dict(spec)
         self.painter = FastWeightPainter(spec["painter"])
         self.painter.requires_grad_(False)

@@ -33,12 +33,12 @@ class UserError(Exception):
 def user_errors() -> tuple[type[BaseException], ...]:
     from pipeline.data import DataError
     from pipeline.fid import FIDError
-    from pipeline.generators import ModelFileError
+    from pipeline.generators import GeneratorKindError, ModelFileError
     from pipeline.train import TrainingError
 
     return (
         UserError, ParamsError, DataError, FIDError, TrainingError, ModelFileError,
-        FileNotFoundError,
+        GeneratorKindError, FileNotFoundError,
     )  # fmt: skip
 
 

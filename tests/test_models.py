@@ -9,6 +9,7 @@ from pipeline.config import DiscriminatorConfig, GeneratorConfig
 from pipeline.discriminator import Discriminator
 from pipeline.figures import rank_by_rank
 from pipeline.generators import (
+    GeneratorKindError,
     build_generator,
     load_generator,
     save_generator,
@@ -167,3 +168,10 @@ def test_generator_specs_hold_only_their_kind_s_keys():
     base = GeneratorConfig(kind="base").spec(image_size=64, channels=3)
     assert set(base) == {"kind", "latent_dim", "fmap_max", "fmap_inverse_coef",
                          "attn_res_layers", "image_size", "channels"}  # fmt: skip
+
+
+def test_the_unet_refuses_a_generator_that_is_not_a_painter():
+    with pytest.raises(GeneratorKindError, match="generator.kind: fpa"):
+        build_generator(
+            {"kind": "fpa+unet", "painter": base_spec(), "unet": {"base_channels": 8, "levels": 2}}
+        )
