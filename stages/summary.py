@@ -1,4 +1,5 @@
-"""`fpa summary`: parameter counts of the painter and discriminator a params file builds."""
+"""`fpa summary`: parameter counts of the generator (painter or baseline) and discriminator a
+params file builds."""
 
 from __future__ import annotations
 
@@ -29,11 +30,10 @@ def main(
 
     cfg = paper_params() if paper else load_params(params)
     size, channels = cfg.data.image_size, cfg.data.channels
-    generator = build_generator(
-        {**cfg.generator.model_dump(), "image_size": size, "channels": channels}
-    )
+    generator = build_generator(cfg.generator.spec(image_size=size, channels=channels))
     disc = Discriminator(image_size=size, channels=channels, cfg=cfg.discriminator.model_dump())
-    table = Table(title=f"{size}x{size}x{channels}, T = {cfg.generator.steps}")
+    what = f"T = {cfg.generator.steps}" if cfg.generator.kind == "fpa" else "LightGAN baseline"
+    table = Table(title=f"{size}x{size}x{channels}, {what}")
     table.add_column("part")
     table.add_column("parameters", justify="right")
     for name, module in [("generator", generator), *generator.named_children()]:

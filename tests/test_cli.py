@@ -64,6 +64,17 @@ def test_summary_prints_the_paper_parameter_counts():
     assert "6,437,891" in result.output and "12,326,632" in result.output
 
 
+def test_summary_counts_the_baseline_per_part(tmp_path):
+    path = tmp_path / "params.yaml"
+    small = {"kind": "base", "latent_dim": 4, "fmap_max": 8, "fmap_inverse_coef": 4}
+    path.write_text(yaml.safe_dump({"data": {"image_size": 16}, "generator": small}))
+    result = runner.invoke(app, ["summary", "--params", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "LightGAN baseline" in result.output
+    for part, count in [("generator", "1,399"), ("initial", "536"), ("blocks", "806")]:
+        assert any(part in line and count in line for line in result.output.splitlines())
+
+
 def test_oja_and_the_baseline_are_valid_choices():
     from pipeline.config import validate_params
 
