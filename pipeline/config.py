@@ -48,9 +48,10 @@ class Section(BaseModel):
 
 
 class DataConfig(Section):
-    source: Literal["emoji", "folder"] = "emoji"  # built-in Noto emoji set, or a folder of images
+    # built-in: emoji (Noto), emoji-twitter (Twemoji), fashion-mnist (28x28 grey); or a folder
+    source: Literal["emoji", "emoji-twitter", "fashion-mnist", "folder"] = "emoji"
     path: str | None = None  # folder source: the directory of images (searched recursively)
-    categories: list[str] | None = None  # emoji source: keep only these emoji.json categories
+    categories: list[str] | None = None  # emoji sources: keep only these emoji.json categories
     image_size: int = Field(32, ge=16, le=256)  # pixels per side after resize + centre crop
     channels: Literal[1, 3] = 3  # 1 = greyscale, 3 = RGB
     background: tuple[int, int, int] = (255, 255, 255)  # RGB that transparency is composited on

@@ -23,12 +23,13 @@ app = typer.Typer(add_completion=False)
 
 
 def dataset_label(data: Path) -> str:
-    """emoji, emoji[Smileys & Emotion], or a folder source's directory name."""
+    """emoji, emoji-twitter[Smileys & Emotion], fashion-mnist, or a folder's directory name."""
     manifest = load_manifest(data)
-    if manifest["source"] == "folder":
+    source = manifest["source"]
+    if source == "folder":
         return Path(manifest["path"]).name
     categories = manifest.get("categories")
-    return f"emoji[{', '.join(categories)}]" if categories else "emoji"
+    return f"{source}[{', '.join(categories)}]" if categories else source
 
 
 @app.command()
