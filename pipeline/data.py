@@ -123,7 +123,7 @@ def _process_item(item: Item, opts: _Options) -> _Result:
     if src is None:
         return _Result(name, None, SKIP_MISSING, "listed in emoji.json but not in the tarball")
     if isinstance(src, np.ndarray):  # already decoded: nothing to skip
-        array, upscaled, converted = _transform(Image.fromarray(src, mode="L"), opts)
+        array, upscaled, converted = _transform(Image.fromarray(src), opts)
         return _Result(name, array, upscaled=upscaled, converted=converted)
     try:
         if isinstance(src, bytes):
