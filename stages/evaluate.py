@@ -67,12 +67,17 @@ def main(
         )
     real = fid.Statistics.load(reference / "stats.npz")
     reference_info = json.loads((reference / "stats.json").read_text())
+    network_path = Path(cfg.fid.network) if cfg.fid.network else fid.default_network_path()
+    fid.check_protocol(
+        reference_info.get("protocol", {}),
+        fid.protocol(network_path=network_path, n_real=real.n, n_fake=None, name=cfg.fid.protocol),
+        where=reference / "stats.json",
+    )
     models = {
         "fpa_untrained": load_generator(painter, untrained=True)[0],
         "fpa": load_generator(painter)[0],
         "fpa_unet": load_generator(denoiser)[0],
     }
-    network_path = Path(cfg.fid.network) if cfg.fid.network else fid.default_network_path()
     network = fid.load_network(network_path)
     span = value_range(cfg.train.real_range)
     with StageRun(
@@ -87,7 +92,11 @@ def main(
                 value_range=span,
             )
             features = fid.extract_features(
-                batches, network, batch_size=cfg.fid.batch_size, progress=show_progress()
+                batches,
+                network,
+                batch_size=cfg.fid.batch_size,
+                progress=show_progress(),
+                protocol=cfg.fid.protocol,
             )
             score = fid.frechet_distance(fid.Statistics.from_features(features), real)
             record = {
@@ -99,7 +108,10 @@ def main(
                 "image_size": generator.spec.get("image_size")
                 or generator.spec["painter"]["image_size"],
                 "protocol": fid.protocol(
-                    network_path=network_path, n_real=real.n, n_fake=len(features)
+                    network_path=network_path,
+                    n_real=real.n,
+                    n_fake=len(features),
+                    name=cfg.fid.protocol,
                 ),
                 "mlflow_run_id": run.run_id,
             }

@@ -23,12 +23,13 @@ app = typer.Typer(add_completion=False)
 
 
 def dataset_label(data: Path) -> str:
-    """emoji, emoji[Smileys & Emotion], or a folder source's directory name."""
+    """emoji, emoji-twitter[Smileys & Emotion], fashion-mnist, or a folder's directory name."""
     manifest = load_manifest(data)
-    if manifest["source"] == "folder":
+    source = manifest["source"]
+    if source == "folder":
         return Path(manifest["path"]).name
     categories = manifest.get("categories")
-    return f"emoji[{', '.join(categories)}]" if categories else "emoji"
+    return f"{source}[{', '.join(categories)}]" if categories else source
 
 
 @app.command()
@@ -49,7 +50,11 @@ def main(
         network_path = Path(cfg.fid.network) if cfg.fid.network else fid.default_network_path()
         network = fid.load_network(network_path)
         features = fid.extract_features(
-            images[:n], network, batch_size=cfg.fid.batch_size, progress=show_progress()
+            images[:n],
+            network,
+            batch_size=cfg.fid.batch_size,
+            progress=show_progress(),
+            protocol=cfg.fid.protocol,
         )
         stats = fid.Statistics.from_features(features)
         out.mkdir(parents=True, exist_ok=True)
@@ -60,12 +65,19 @@ def main(
                 "dataset": dataset_label(data),
                 "n_real": n,
                 "n_available": len(images),
-                "protocol": fid.protocol(network_path=network_path, n_real=n, n_fake=None),
+                "protocol": fid.protocol(
+                    network_path=network_path, n_real=n, n_fake=None, name=cfg.fid.protocol
+                ),
                 "mlflow_run_id": run.run_id,
             },
         )
         run.log_metrics({"n_real": n, "images_processed": n})
-    log.info("reference: computed features of %d real images (of %d prepared)", n, len(images))
+    log.info(
+        "reference: computed features of %d real images (of %d prepared), FID protocol %s",
+        n,
+        len(images),
+        cfg.fid.protocol,
+    )
 
 
 if __name__ == "__main__":

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
+import struct
 import tarfile
 from pathlib import Path
 
@@ -153,49 +155,136 @@ def make_png_dataset(root: Path, n: int, size: int = 64, seed: int = 0) -> Path:
 
 # Fake emoji tarball ---------------------------------------------------------------------------
 
+# The two sets draw different emoji: Twitter has the dark skin tone but no apple.
 FAKE_EMOJI_JSON = [
-    {"image": "1f600.png", "category": "Smileys & Emotion", "has_img_google": True},
+    {
+        "image": "1f600.png",
+        "category": "Smileys & Emotion",
+        "has_img_google": True,
+        "has_img_twitter": True,
+    },
     {
         "image": "1f44b.png",
         "category": "People & Body",
         "has_img_google": True,
+        "has_img_twitter": True,
         "skin_variations": {
-            "1F3FB": {"image": "1f44b-1f3fb.png", "has_img_google": True},
-            "1F3FF": {"image": "1f44b-1f3ff.png", "has_img_google": False},
+            "1F3FB": {"image": "1f44b-1f3fb.png", "has_img_google": True, "has_img_twitter": True},
+            "1F3FF": {
+                "image": "1f44b-1f3ff.png",
+                "has_img_google": False,
+                "has_img_twitter": True,
+            },
         },
     },
-    {"image": "1f1e9-1f1ea.png", "category": "Flags", "has_img_google": False},
-    {"image": "1f34e.png", "category": "Food & Drink", "has_img_google": True},
+    {
+        "image": "1f1e9-1f1ea.png",
+        "category": "Flags",
+        "has_img_google": False,
+        "has_img_twitter": False,
+    },
+    {
+        "image": "1f34e.png",
+        "category": "Food & Drink",
+        "has_img_google": True,
+        "has_img_twitter": False,
+    },
 ]
-# Colour of every PNG in the fake tarball (all 64x64 RGBA; 1f34e.png is half transparent).
+# Colour of every PNG in the fake tarball (all 64x64 RGBA; 1f34e.png is fully transparent).
 FAKE_EMOJI_COLOURS = {
     "1f600.png": (255, 200, 0, 255),
     "1f44b.png": (250, 180, 60, 255),
     "1f44b-1f3fb.png": (240, 210, 180, 255),
-    "1f44b-1f3ff.png": (90, 60, 40, 255),  # in the tarball, but has_img_google is False
+    "1f44b-1f3ff.png": (90, 60, 40, 255),  # in both tarballs, flagged for Twitter only
     "1f1e9-1f1ea.png": (0, 0, 0, 255),
     "1f34e.png": (200, 0, 0, 0),  # fully transparent
 }
 
 
-def make_fake_emoji_tarball(path: Path, omit: tuple[str, ...] = ()) -> Path:
+def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mtime = 0
+    tar.addfile(info, io.BytesIO(data))
+
+
+def make_fake_emoji_tarball(
+    path: Path, omit: tuple[str, ...] = (), image_set: str = "google"
+) -> Path:
     """A tiny .tgz with the emoji-datasource layout: package/emoji.json + 64px PNGs."""
     path.parent.mkdir(parents=True, exist_ok=True)
-
-    def add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-        info = tarfile.TarInfo(name)
-        info.size = len(data)
-        info.mtime = 0
-        tar.addfile(info, io.BytesIO(data))
-
     with tarfile.open(path, "w:gz") as tar:
-        add(tar, "package/package.json", b'{"name": "emoji-datasource-google"}')
-        add(tar, "package/emoji.json", json.dumps(FAKE_EMOJI_JSON).encode())
+        _add(
+            tar,
+            "package/package.json",
+            json.dumps({"name": f"emoji-datasource-{image_set}"}).encode(),
+        )
+        _add(tar, "package/emoji.json", json.dumps(FAKE_EMOJI_JSON).encode())
         for name, colour in FAKE_EMOJI_COLOURS.items():
             if name in omit:
                 continue
             buffer = io.BytesIO()
             Image.new("RGBA", (64, 64), colour).save(buffer, "PNG")
-            add(tar, f"package/img/google/64/{name}", buffer.getvalue())
-        add(tar, "package/img/google/sheets/64.png", b"not used")
+            _add(tar, f"package/img/{image_set}/64/{name}", buffer.getvalue())
+        _add(tar, f"package/img/{image_set}/sheets/64.png", b"not used")
+    return path
+
+
+# Fake Debian package --------------------------------------------------------------------------
+
+FASHION_DIR = "./usr/share/datasets/fashion-mnist/"
+
+
+def idx3_bytes(images: np.ndarray) -> bytes:
+    """uint8 (N, rows, cols) -> the IDX3 file MNIST-style datasets ship."""
+    n, rows, cols = images.shape
+    return b"\x00\x00\x08\x03" + struct.pack(">3I", n, rows, cols) + images.tobytes()
+
+
+def ar_archive(members: list[tuple[str, bytes]], slash: bool = False) -> bytes:
+    """A Unix ar archive, as dpkg-deb writes it (GNU ar adds "/" after each name)."""
+    out = [b"!<arch>\n"]
+    for name, data in members:
+        name = name + "/" if slash else name
+        header = f"{name:<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(data):<10}`\n"
+        out += [header.encode("ascii"), data, b"\n" if len(data) % 2 else b""]
+    return b"".join(out)
+
+
+def make_fake_deb(
+    path: Path,
+    train: np.ndarray,
+    *,
+    compression: str = "xz",
+    slash: bool = False,
+    idx: bytes | None = None,
+) -> Path:
+    """A tiny .deb with the dataset-fashion-mnist layout: gzipped IDX3 files in data.tar.*.
+
+    ``train`` becomes train-images-idx3-ubyte.gz (or ``idx`` verbatim, to test bad files);
+    a test-set file and a doc file sit next to it so the right one must be picked.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    files = {
+        "usr/share/doc/dataset-fashion-mnist/copyright": b"License: Expat\n",
+        "usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz": gzip.compress(
+            idx3_bytes(255 - train[:1])
+        ),
+        "usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz": gzip.compress(
+            idx if idx is not None else idx3_bytes(train)
+        ),
+    }
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode=f"w:{compression}") as tar:
+        for name, content in files.items():
+            _add(tar, f"./{name}", content)
+    control = io.BytesIO()
+    with tarfile.open(fileobj=control, mode="w:xz") as tar:
+        _add(tar, "./control", b"Package: dataset-fashion-mnist\n")
+    members = [
+        ("debian-binary", b"2.0\n"),
+        ("control.tar.xz", control.getvalue()),
+        (f"data.tar.{compression}", data.getvalue()),
+    ]
+    path.write_bytes(ar_archive(members, slash=slash))
     return path

@@ -28,6 +28,11 @@ def test_help_lists_every_stage_with_one_line():
         ({"generator": {"kind": "gan"}}, "generator.kind: Input should be 'fpa' or 'base'"),
         ({"generator": {"rule": "ojas"}}, "generator.rule: Input should be 'delta', 'hebbian'"),
         ({"generator": {"attn_res_layers": [24]}}, "generator.attn_res_layers: Value error"),
+        ({"fid": {"protocol": "jpeg"}}, "fid.protocol: Input should be 'clean' or 'paper'"),
+        (
+            {"fid": {"protocol": "paper", "n_real": 1000}},
+            "fid: Value error, protocol paper uses all real images, so n_real must be null",
+        ),
     ],
 )
 @pytest.mark.parametrize("stage", ["prepare", "train", "evaluate"])
@@ -81,3 +86,27 @@ def test_oja_and_the_baseline_are_valid_choices():
     assert validate_params({"generator": {"rule": "oja", "per_row_lr": True}}).generator.rule
     base = validate_params({"generator": {"kind": "base", "rule": "oja"}}).generator
     assert "rule" not in base.spec(image_size=32, channels=3)  # the painter's keys are ignored
+
+
+def test_evaluate_refuses_reference_statistics_of_another_protocol(tmp_path):
+    import json
+
+    import numpy as np
+
+    from pipeline import fid
+
+    reference = tmp_path / "reference"
+    fid.Statistics(mu=np.zeros(4), sigma=np.eye(4), n=10).save(reference / "stats.npz")
+    record = {"dataset": "x", "protocol": fid.protocol(network_path=None, n_real=10, n_fake=None)}
+    (reference / "stats.json").write_text(json.dumps(record))
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"fid": {"protocol": "paper", "n_real": None}}))
+    missing = str(tmp_path / "no-model.pt")  # refused before any model is read
+    args = ["--painter", missing, "--denoiser", missing, "--out", str(tmp_path / "metrics")]
+    result = runner.invoke(
+        app, ["evaluate", "--params", str(params), "--reference", str(reference), *args]
+    )
+    assert result.exit_code == 1
+    assert len(result.output.strip().splitlines()) == 1
+    assert "computed under FID protocol 'clean', not 'paper' as asked" in result.output
+    assert not (tmp_path / "metrics").exists()

@@ -1,4 +1,5 @@
-"""Tests for pipeline.data (no network: npm is never run; fixtures are generated with PIL)."""
+"""Tests for pipeline.data and pipeline.sources (no network: npm and apt-get never run; every
+fixture, the fake packages included, is generated here)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import multiprocessing
 import os
 import stat
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import fixtures_images as fx
@@ -15,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline import data
+from pipeline import data, sources
 from pipeline.data import DataError, PreparedData, load_images, prepare, save_prepared
 
 SIZE = fx.CORPUS_IMAGE_SIZE
@@ -290,32 +292,74 @@ def test_load_images_missing_tells_to_run_prepare(tmp_path: Path) -> None:
         load_images(tmp_path / "nothing")
 
 
-# Emoji (fake tarball; npm must never run) ------------------------------------------------------
+# Built-in sources: fakes of the pinned packages; npm and apt-get never run -----------------------
+
+GOOGLE = sources.EMOJI_SETS["emoji"]
+TWITTER = sources.EMOJI_SETS["emoji-twitter"]
 
 
 @pytest.fixture
-def no_npm(monkeypatch: pytest.MonkeyPatch) -> None:
+def no_download(monkeypatch: pytest.MonkeyPatch) -> None:
     def forbidden(*args, **kwargs):
-        raise AssertionError(f"npm must not run in tests: {args}")
+        raise AssertionError(f"nothing may be downloaded in tests: {args}")
 
-    monkeypatch.setattr(data.subprocess, "run", forbidden)
+    monkeypatch.setattr(sources.subprocess, "run", forbidden)
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def pin(monkeypatch: pytest.MonkeyPatch, source: str, sha256: str) -> sources.Package:
+    """Make a built-in source expect ``sha256`` (the hash of a fake file); return its package."""
+    if source in sources.EMOJI_SETS:
+        emoji_set = sources.EMOJI_SETS[source]
+        package = replace(emoji_set.package, sha256=sha256)
+        monkeypatch.setitem(sources.EMOJI_SETS, source, replace(emoji_set, package=package))
+    else:
+        package = replace(sources.FASHION_MNIST.package, sha256=sha256)
+        monkeypatch.setattr(
+            sources, "FASHION_MNIST", replace(sources.FASHION_MNIST, package=package)
+        )
+    return package
+
+
+def assert_one_sentence(message: str) -> None:
+    assert "\n" not in message and message.endswith(".") and ". " not in message, message
 
 
 @pytest.fixture
-def emoji_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_npm) -> Path:
+def emoji_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_download) -> Path:
     cache = tmp_path / "cache"
-    tarball = fx.make_fake_emoji_tarball(cache / data.EMOJI_TARBALL_NAME)
-    digest = hashlib.sha256(tarball.read_bytes()).hexdigest()
-    monkeypatch.setattr(data, "EMOJI_SHA256", digest)
+    tarball = fx.make_fake_emoji_tarball(cache / GOOGLE.package.file_name)
+    pin(monkeypatch, "emoji", sha256_of(tarball))
     return cache
+
+
+def test_the_pinned_packages() -> None:
+    assert GOOGLE.package.spec == "emoji-datasource-google@16.0.0"
+    assert GOOGLE.package.file_name == "emoji-datasource-google-16.0.0.tgz"
+    assert TWITTER.package.spec == "emoji-datasource-twitter@16.0.0"
+    assert TWITTER.package.file_name == "emoji-datasource-twitter-16.0.0.tgz"
+    fashion = sources.FASHION_MNIST.package
+    assert fashion.spec == "dataset-fashion-mnist=0.0~git20200523.55506a9-1"
+    assert fashion.file_name == "dataset-fashion-mnist_0.0~git20200523.55506a9-1_all.deb"
+    assert fashion.command == "apt-get download dataset-fashion-mnist=0.0~git20200523.55506a9-1"
+    assert (GOOGLE.package.licence, TWITTER.package.licence, fashion.licence) == (
+        "Apache-2.0",
+        "CC-BY-4.0",
+        "MIT",
+    )
+    assert data.SOURCES == ("emoji", "emoji-twitter", "fashion-mnist", "folder")
 
 
 def test_emoji_reads_the_cached_tarball(emoji_cache: Path) -> None:
     result = prepare(source="emoji", path=None, image_size=16, cache_dir=emoji_cache, workers=1)
     m = result.manifest
     assert m["kept"] == ["1f34e.png", "1f44b-1f3fb.png", "1f44b.png", "1f600.png"]
-    assert m["package"] == "emoji-datasource-google@16.0.0"
-    assert m["sha256"] == data.EMOJI_SHA256 and m["categories"] is None
+    assert m["package"] == "emoji-datasource-google@16.0.0" and m["version"] == "16.0.0"
+    assert m["sha256"] == sources.EMOJI_SETS["emoji"].package.sha256
+    assert m["licence"] == "Apache-2.0" and m["categories"] is None
     assert "path" not in m
     assert (m["n_kept"], m["n_skipped"], m["n_upscaled"], m["n_converted"]) == (4, 0, 0, 4)
     assert result.images.shape == (4, 16, 16, 3)
@@ -323,6 +367,34 @@ def test_emoji_reads_the_cached_tarball(emoji_cache: Path) -> None:
     assert_close(pixel_of(result, "1f34e.png"), fx.WHITE, 0)  # transparent -> background
     again = prepare(source="emoji", path=None, image_size=16, cache_dir=emoji_cache, workers=2)
     np.testing.assert_array_equal(again.images, result.images)
+
+
+def test_emoji_twitter_reads_its_own_images_and_flags(tmp_path, monkeypatch, no_download) -> None:
+    cache = tmp_path / "cache"
+    tarball = fx.make_fake_emoji_tarball(cache / TWITTER.package.file_name, image_set="twitter")
+    pin(monkeypatch, "emoji-twitter", sha256_of(tarball))
+    result = prepare(
+        source="emoji-twitter",
+        path=None,
+        image_size=8,
+        categories=["People & Body", "Smileys & Emotion"],
+        cache_dir=cache,
+        workers=1,
+    )
+    m = result.manifest
+    assert m["kept"] == ["1f44b-1f3fb.png", "1f44b-1f3ff.png", "1f44b.png", "1f600.png"]
+    assert m["source"] == "emoji-twitter" and m["package"] == "emoji-datasource-twitter@16.0.0"
+    assert m["licence"] == "CC-BY-4.0" and m["sha256"] == sha256_of(tarball)
+    assert_close(pixel_of(result, "1f44b-1f3ff.png"), (90, 60, 40), 0)
+
+
+def test_emoji_twitter_does_not_read_the_google_folder(tmp_path, monkeypatch, no_download):
+    cache = tmp_path / "cache"
+    tarball = fx.make_fake_emoji_tarball(cache / TWITTER.package.file_name, image_set="google")
+    pin(monkeypatch, "emoji-twitter", sha256_of(tarball))
+    with pytest.raises(DataError, match="No readable image") as info:
+        prepare(source="emoji-twitter", path=None, image_size=8, cache_dir=cache, workers=1)
+    assert "4 missing from tarball" in str(info.value)
 
 
 def test_emoji_category_filter_includes_skin_variations(emoji_cache: Path) -> None:
@@ -347,88 +419,269 @@ def test_emoji_unknown_category_lists_valid_ones(emoji_cache: Path) -> None:
         assert repr(name) in str(info.value)
 
 
-def test_emoji_image_missing_from_tarball_is_skipped(tmp_path, monkeypatch, no_npm) -> None:
+def test_emoji_image_missing_from_tarball_is_skipped(tmp_path, monkeypatch, no_download) -> None:
     cache = tmp_path / "cache"
-    tarball = fx.make_fake_emoji_tarball(cache / data.EMOJI_TARBALL_NAME, omit=("1f600.png",))
-    monkeypatch.setattr(data, "EMOJI_SHA256", hashlib.sha256(tarball.read_bytes()).hexdigest())
+    tarball = fx.make_fake_emoji_tarball(cache / GOOGLE.package.file_name, omit=("1f600.png",))
+    pin(monkeypatch, "emoji", sha256_of(tarball))
     result = prepare(source="emoji", path=None, image_size=8, cache_dir=cache, workers=1)
     assert result.manifest["skipped"][0]["file"] == "1f600.png"
     assert result.manifest["summary"] == {"missing from tarball": 1}
 
 
-def test_emoji_cache_dir_from_environment(emoji_cache: Path, monkeypatch) -> None:
+def test_cache_dir_from_environment(emoji_cache: Path, monkeypatch) -> None:
     monkeypatch.setenv("FPA_CACHE_DIR", str(emoji_cache))
     assert data.default_cache_dir() == emoji_cache
-    assert data.fetch_emoji_tarball() == emoji_cache / data.EMOJI_TARBALL_NAME
+    package = sources.EMOJI_SETS["emoji"].package
+    assert sources.fetch_package(package) == emoji_cache / GOOGLE.package.file_name
     monkeypatch.delenv("FPA_CACHE_DIR")
     assert data.default_cache_dir() == Path.home() / ".cache" / "fpa" / "npm"
 
 
-def test_emoji_hash_mismatch_deletes_file_and_names_both_hashes(emoji_cache: Path) -> None:
-    tarball = emoji_cache / data.EMOJI_TARBALL_NAME
-    actual = hashlib.sha256(tarball.read_bytes()).hexdigest()
+def test_hash_mismatch_deletes_file_and_names_both_hashes(emoji_cache: Path) -> None:
+    tarball = emoji_cache / GOOGLE.package.file_name
+    actual = sha256_of(tarball)
     wrong = "0" * 64
     with pytest.raises(DataError) as info:
-        data.fetch_emoji_tarball(emoji_cache, expected_sha256=wrong)
+        sources.fetch_package(replace(GOOGLE.package, sha256=wrong), emoji_cache)
     assert actual in str(info.value) and wrong in str(info.value)
+    assert_one_sentence(str(info.value))
     assert not tarball.exists()
 
 
-def test_emoji_hash_mismatch_via_module_constant(emoji_cache: Path, monkeypatch) -> None:
-    monkeypatch.setattr(data, "EMOJI_SHA256", "f" * 64)
+def test_emoji_hash_mismatch_stops_prepare(emoji_cache: Path, monkeypatch) -> None:
+    pin(monkeypatch, "emoji", "f" * 64)
     with pytest.raises(DataError, match="f" * 64):
         prepare(source="emoji", path=None, image_size=8, cache_dir=emoji_cache)
-    assert not (emoji_cache / data.EMOJI_TARBALL_NAME).exists()
+    assert not (emoji_cache / GOOGLE.package.file_name).exists()
 
 
-def test_emoji_without_npm_says_what_to_do(tmp_path: Path, monkeypatch, no_npm) -> None:
+def test_emoji_without_npm_says_what_to_do(tmp_path: Path, monkeypatch, no_download) -> None:
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
     with pytest.raises(DataError, match="install Node.js/npm") as info:
-        data.fetch_emoji_tarball(tmp_path / "cache")
+        sources.fetch_package(TWITTER.package, tmp_path / "cache")
     assert str(tmp_path / "cache") in str(info.value)
-    assert data.EMOJI_TARBALL_NAME in str(info.value)
+    assert TWITTER.package.file_name in str(info.value) and TWITTER.package.sha256 in str(
+        info.value
+    )
+    assert_one_sentence(str(info.value))
 
 
-def _fake_npm(bin_dir: Path, body: str) -> None:
-    """A stand-in `npm` executable (a Python script) so fetching is tested without a network."""
+def _fake_tool(bin_dir: Path, name: str, body: str) -> None:
+    """A stand-in executable (a Python script) so fetching is tested without a network."""
     bin_dir.mkdir(parents=True)
-    script = bin_dir / "npm"
+    script = bin_dir / name
     script.write_text(f"#!{sys.executable}\nimport shutil, sys\n{body}\n")
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
 
 
-def test_emoji_fetch_with_npm_pack_caches_the_tarball(tmp_path: Path, monkeypatch) -> None:
-    source = fx.make_fake_emoji_tarball(tmp_path / "registry" / "pkg.tgz")
-    _fake_npm(
+def _on_path(monkeypatch: pytest.MonkeyPatch, bin_dir: Path) -> None:
+    monkeypatch.setenv("PATH", str(bin_dir) + os.pathsep + os.environ["PATH"])
+
+
+@pytest.mark.parametrize("image_set", ["google", "twitter"])
+def test_emoji_fetch_with_npm_pack_caches_the_tarball(tmp_path, monkeypatch, image_set) -> None:
+    emoji_set = GOOGLE if image_set == "google" else TWITTER
+    source = fx.make_fake_emoji_tarball(tmp_path / "registry" / "pkg.tgz", image_set=image_set)
+    _fake_tool(
         tmp_path / "bin",
-        f"assert sys.argv[1:3] == ['pack', 'emoji-datasource-google@16.0.0'], sys.argv\n"
-        f"shutil.copy({str(source)!r}, {data.EMOJI_TARBALL_NAME!r})",
+        "npm",
+        f"assert sys.argv[1:] == ['pack', {emoji_set.package.spec!r}, '--ignore-scripts',"
+        f" '--silent'], sys.argv\nshutil.copy({str(source)!r}, {emoji_set.package.file_name!r})",
     )
-    monkeypatch.setenv("PATH", str(tmp_path / "bin") + os.pathsep + os.environ["PATH"])
-    monkeypatch.setattr(data, "EMOJI_SHA256", hashlib.sha256(source.read_bytes()).hexdigest())
+    _on_path(monkeypatch, tmp_path / "bin")
+    package = replace(emoji_set.package, sha256=sha256_of(source))
     cache = tmp_path / "cache"
-    path = data.fetch_emoji_tarball(cache)
-    assert path == cache / data.EMOJI_TARBALL_NAME and path.read_bytes() == source.read_bytes()
-    assert [p.name for p in cache.iterdir()] == [data.EMOJI_TARBALL_NAME]  # temp dir removed
+    path = sources.fetch_package(package, cache)
+    assert path == cache / package.file_name and path.read_bytes() == source.read_bytes()
+    assert [p.name for p in cache.iterdir()] == [package.file_name]  # temp dir removed
     source.unlink()  # a second call must use the cache, not npm
-    assert data.fetch_emoji_tarball(cache) == path
+    assert sources.fetch_package(package, cache) == path
 
 
 def test_emoji_fetch_failure_says_what_to_do(tmp_path: Path, monkeypatch) -> None:
-    _fake_npm(tmp_path / "bin", "sys.stderr.write('npm ERR! network unreachable\\n'); sys.exit(1)")
-    monkeypatch.setenv("PATH", str(tmp_path / "bin") + os.pathsep + os.environ["PATH"])
+    _fake_tool(
+        tmp_path / "bin", "npm", "sys.stderr.write('npm ERR! network unreachable\\n'); sys.exit(1)"
+    )
+    _on_path(monkeypatch, tmp_path / "bin")
     with pytest.raises(DataError, match="network unreachable") as info:
-        data.fetch_emoji_tarball(tmp_path / "cache")
+        sources.fetch_package(GOOGLE.package, tmp_path / "cache")
+    assert "`npm pack emoji-datasource-google@16.0.0` failed" in str(info.value)
     assert "place emoji-datasource-google-16.0.0.tgz" in str(info.value)
+    assert_one_sentence(str(info.value))
     assert list((tmp_path / "cache").iterdir()) == []
 
 
 def test_emoji_fetched_file_with_wrong_hash_is_not_cached(tmp_path: Path, monkeypatch) -> None:
     source = fx.make_fake_emoji_tarball(tmp_path / "registry" / "pkg.tgz")
-    _fake_npm(tmp_path / "bin", f"shutil.copy({str(source)!r}, 'x.tgz')")
-    monkeypatch.setenv("PATH", str(tmp_path / "bin") + os.pathsep + os.environ["PATH"])
-    with pytest.raises(DataError, match=data.EMOJI_SHA256):
-        data.fetch_emoji_tarball(tmp_path / "cache")
+    _fake_tool(tmp_path / "bin", "npm", f"shutil.copy({str(source)!r}, 'x.tgz')")
+    _on_path(monkeypatch, tmp_path / "bin")
+    with pytest.raises(DataError, match=GOOGLE.package.sha256):
+        sources.fetch_package(GOOGLE.package, tmp_path / "cache")
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+# Fashion-MNIST (a fake .deb built here) --------------------------------------------------------
+
+FASHION = sources.FASHION_MNIST.package
+
+
+def fashion_pixels(n: int = 5) -> np.ndarray:
+    """(n, 28, 28) uint8: noise, so resizing and channel handling are checked pixel by pixel."""
+    return np.random.default_rng(3).integers(0, 256, (n, 28, 28), dtype=np.uint8)
+
+
+@pytest.fixture
+def fashion_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_download) -> Path:
+    cache = tmp_path / "cache"
+    deb = fx.make_fake_deb(cache / FASHION.file_name, fashion_pixels())
+    pin(monkeypatch, "fashion-mnist", sha256_of(deb))
+    return cache
+
+
+def lanczos(pixels: np.ndarray, size: int) -> np.ndarray:
+    return np.stack(
+        [np.asarray(Image.fromarray(p).resize((size, size), data.RESAMPLE)) for p in pixels]
+    )
+
+
+def test_fashion_mnist_greyscale_upscaled(fashion_cache: Path) -> None:
+    result = prepare(
+        source="fashion-mnist", path=None, image_size=32, channels=1, cache_dir=fashion_cache
+    )
+    m = result.manifest
+    assert result.images.shape == (5, 32, 32, 1)
+    np.testing.assert_array_equal(result.images[..., 0], lanczos(fashion_pixels(), 32))
+    assert m["kept"] == [f"train/{i:05d}" for i in range(5)]
+    assert (m["n_found"], m["n_kept"], m["n_upscaled"], m["n_converted"]) == (5, 5, 5, 0)
+    assert m["source"] == "fashion-mnist" and m["licence"] == "MIT"
+    assert m["package"] == "dataset-fashion-mnist=0.0~git20200523.55506a9-1"
+    assert m["version"] == "0.0~git20200523.55506a9-1"
+    assert m["sha256"] == sha256_of(fashion_cache / FASHION.file_name)
+    assert m["member"] == "usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
+    assert "categories" not in m and "path" not in m
+    json.dumps(m)
+
+
+def test_fashion_mnist_rgb_repeats_the_grey_channel(fashion_cache: Path) -> None:
+    grey = prepare(
+        source="fashion-mnist", path=None, image_size=16, channels=1, cache_dir=fashion_cache
+    )
+    rgb = prepare(source="fashion-mnist", path=None, image_size=16, cache_dir=fashion_cache)
+    assert rgb.images.shape == (5, 16, 16, 3)
+    np.testing.assert_array_equal(rgb.images, np.repeat(grey.images, 3, axis=-1))
+    assert (rgb.manifest["n_upscaled"], rgb.manifest["n_converted"]) == (0, 5)  # 28 -> 16
+
+
+def test_fashion_mnist_max_images_and_workers(fashion_cache: Path) -> None:
+    args = {"source": "fashion-mnist", "path": None, "image_size": 32, "cache_dir": fashion_cache}
+    one = prepare(**args, max_images=3, workers=1)
+    two = prepare(**args, max_images=3, workers=2)
+    assert one.manifest["kept"] == ["train/00000", "train/00001", "train/00002"]
+    np.testing.assert_array_equal(one.images, two.images)
+    assert one.manifest == two.manifest
+
+
+@pytest.mark.parametrize(("compression", "slash"), [("xz", False), ("gz", True), ("bz2", False)])
+def test_deb_layouts_are_read_alike(tmp_path: Path, compression: str, slash: bool) -> None:
+    deb = fx.make_fake_deb(
+        tmp_path / "x.deb", fashion_pixels(3), compression=compression, slash=slash
+    )
+    pixels = sources.read_idx_set(deb, sources.FASHION_MNIST)
+    np.testing.assert_array_equal(pixels, fashion_pixels(3))
+
+
+def test_idx_round_trip_and_bad_sizes() -> None:
+    pixels = fashion_pixels(2)
+    np.testing.assert_array_equal(sources.read_idx_images(fx.idx3_bytes(pixels)), pixels)
+    with pytest.raises(ValueError, match="magic"):
+        sources.read_idx_images(b"\x00\x00\x08\x01" + bytes(12))
+    with pytest.raises(ValueError, match="2x28x28"):
+        sources.read_idx_images(fx.idx3_bytes(pixels)[:-1])
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda path: path.write_bytes(b"PK\x03\x04 not a deb"), "not an ar archive"),
+        (
+            lambda path: path.write_bytes(fx.ar_archive([("debian-binary", b"2.0\n")])),
+            "no data.tar",
+        ),
+        (
+            lambda path: fx.make_fake_deb(
+                path, fashion_pixels(1), idx=b"\x00\x00\x08\x03" + bytes(5)
+            ),
+            "not a gzipped IDX3 image file",
+        ),
+    ],
+)
+def test_broken_deb_is_one_sentence(tmp_path: Path, monkeypatch, no_download, make, message):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    make(cache / FASHION.file_name)
+    pin(monkeypatch, "fashion-mnist", sha256_of(cache / FASHION.file_name))
+    with pytest.raises(DataError, match=message) as info:
+        prepare(source="fashion-mnist", path=None, image_size=32, cache_dir=cache)
+    assert "delete" in str(info.value) and "run prepare again" in str(info.value)
+    assert_one_sentence(str(info.value))
+
+
+def test_fashion_mnist_hash_mismatch_is_one_sentence(fashion_cache: Path, monkeypatch) -> None:
+    deb = fashion_cache / FASHION.file_name
+    actual = sha256_of(deb)
+    pin(monkeypatch, "fashion-mnist", FASHION.sha256)  # the real pin; the fake differs
+    with pytest.raises(DataError) as info:
+        prepare(source="fashion-mnist", path=None, image_size=32, cache_dir=fashion_cache)
+    message = str(info.value)
+    assert message.startswith(f"{FASHION.file_name} has SHA-256 {actual} but {FASHION.sha256}")
+    assert str(fashion_cache) in message
+    assert_one_sentence(message)
+    assert not deb.exists()
+
+
+def test_fashion_mnist_without_apt_says_what_to_do(tmp_path, monkeypatch, no_download) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    with pytest.raises(DataError, match="apt-get was not found") as info:
+        prepare(source="fashion-mnist", path=None, image_size=32, cache_dir=tmp_path / "cache")
+    message = str(info.value)
+    assert (
+        f"place {FASHION.file_name} (sha256 {FASHION.sha256}) in {tmp_path / 'cache'}" in message
+    )
+    assert_one_sentence(message)
+
+
+def test_fashion_mnist_fetch_with_apt_get_download(tmp_path: Path, monkeypatch) -> None:
+    source = fx.make_fake_deb(tmp_path / "archive" / "pkg.deb", fashion_pixels())
+    _fake_tool(
+        tmp_path / "bin",
+        "apt-get",
+        f"assert sys.argv[1:] == ['download', {FASHION.spec!r}, '-q'], sys.argv\n"
+        f"shutil.copy({str(source)!r}, 'dataset-fashion-mnist_0.0~git20200523.55506a9-1_all.deb')",
+    )
+    _on_path(monkeypatch, tmp_path / "bin")
+    pin(monkeypatch, "fashion-mnist", sha256_of(source))
+    cache = tmp_path / "cache"
+    result = prepare(source="fashion-mnist", path=None, image_size=32, cache_dir=cache)
+    assert result.manifest["n_kept"] == 5
+    assert [p.name for p in cache.iterdir()] == [FASHION.file_name]
+    source.unlink()  # a second run must use the cache, not apt-get
+    again = prepare(source="fashion-mnist", path=None, image_size=32, cache_dir=cache)
+    np.testing.assert_array_equal(again.images, result.images)
+
+
+def test_fashion_mnist_fetch_failure_says_what_to_do(tmp_path: Path, monkeypatch) -> None:
+    _fake_tool(
+        tmp_path / "bin",
+        "apt-get",
+        "sys.stderr.write('E: Unable to locate package dataset-fashion-mnist\\n'); sys.exit(100)",
+    )
+    _on_path(monkeypatch, tmp_path / "bin")
+    with pytest.raises(DataError, match="Unable to locate package") as info:
+        sources.fetch_package(FASHION, tmp_path / "cache")
+    message = str(info.value)
+    assert f"`apt-get download {FASHION.spec}` failed (exit status 100" in message
+    assert "apt-get update" in message and f"place {FASHION.file_name}" in message
+    assert_one_sentence(message)
     assert list((tmp_path / "cache").iterdir()) == []
 
 

@@ -458,3 +458,104 @@ def test_to_uint8_rejects_bad_input():
         fid.to_uint8(torch.zeros((1, 3, 2, 2), dtype=torch.uint8))
     with pytest.raises(FIDError, match=r"\(N, C, H, W\)"):
         fid.to_uint8(torch.zeros((1, 2, 2, 3)))
+
+
+# 6: protocols: clean and paper --------------------------------------------------------------
+
+
+def noisy_images(n: int, size: int = 24, channels: int = 3, seed: int = 5) -> np.ndarray:
+    """uint8 (n, size, size, channels) uniform noise: what JPEG changes the most."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, size, size, channels), dtype=np.uint8)
+
+
+def test_jpeg_round_trip_equals_the_files_the_papers_code_wrote(tmp_path: Path):
+    # The paper's code saved each generated image with torchvision's save_image(x, "i.jpg")
+    # and pytorch-fid read it back with PIL's convert("RGB").
+    from torchvision.utils import save_image
+
+    floats = torch.rand(3, 3, 20, 20, generator=torch.Generator().manual_seed(1))
+    grey = torch.rand(1, 1, 20, 20, generator=torch.Generator().manual_seed(2))
+    for images in (floats, grey):
+        ours = fid.jpeg_round_trip(fid.to_uint8(images).numpy())
+        assert ours.shape == (len(images), 20, 20, 3) and ours.dtype == np.uint8
+        for i, image in enumerate(images):
+            save_image(image, tmp_path / f"{i}.jpg")
+            with Image.open(tmp_path / f"{i}.jpg") as written:
+                assert written.format == "JPEG"
+                assert np.array_equal(ours[i], np.asarray(written.convert("RGB")))
+    again = fid.jpeg_round_trip(fid.to_uint8(floats).numpy())
+    assert np.array_equal(again, fid.jpeg_round_trip(fid.to_uint8(floats).numpy()))
+    assert not np.array_equal(again, fid.to_uint8(floats).numpy())  # JPEG is lossy
+
+
+def test_paper_protocol_treats_real_and_generated_images_alike(network):
+    # The same four images as the reference stage passes them (one uint8 array) and as the
+    # evaluate stage does (float generator output -> to_uint8 tensors, streamed in batches).
+    real = noisy_images(4)
+    generated = torch.from_numpy(real).permute(0, 3, 1, 2).double() / 255  # (N, C, H, W)
+    stream = (fid.to_uint8(generated[i : i + 2]) for i in (0, 2))
+    as_reference = fid.extract_features(real, network, batch_size=2, protocol="paper")
+    as_evaluate = fid.extract_features(stream, network, batch_size=2, protocol="paper")
+    assert np.array_equal(as_reference, as_evaluate)
+    # paper = clean after one JPEG round trip, also with resize threads
+    jpeg_then_clean = fid.extract_features(
+        fid.jpeg_round_trip(real), network, batch_size=2, num_workers=2
+    )
+    assert np.array_equal(as_reference, jpeg_then_clean)
+
+
+def test_clean_and_paper_differ_on_noise_and_give_0_for_a_set_against_itself(network):
+    images = noisy_images(3, channels=1)
+    stats = {}
+    for name in ("clean", "paper"):
+        first = fid.extract_features(images, network, protocol=name)
+        second = fid.extract_features(images, network, protocol=name)
+        with pytest.warns(FIDWarning, match="biased"):
+            assert (
+                fid.frechet_distance(
+                    Statistics.from_features(first), Statistics.from_features(second)
+                )
+                == 0.0
+            )
+        stats[name] = first
+    difference = np.abs(stats["clean"] - stats["paper"]).max()
+    scale = np.abs(stats["clean"]).max()
+    assert difference > 0.05 * scale, (difference, scale)
+
+
+def test_protocols_are_recorded_with_their_format(tmp_path: Path):
+    clean = fid.protocol(network_path=None, n_real=100, n_fake=None)
+    paper = fid.protocol(network_path=None, n_real=70000, n_fake=50000, name="paper")
+    assert paper["name"] == "paper" and paper["jpeg_quality"] == 75
+    assert paper["image_format"].startswith("JPEG round trip in memory (PIL, quality 75, 4:2:0")
+    assert paper["real_images"] == "all prepared images"
+    assert (paper["n_real"], paper["n_fake"]) == (70000, 50000)
+    assert clean["jpeg_quality"] is None and clean["image_format"] == "uint8, no JPEG"
+    shared = ("network", "network_input", "resize", "statistics", "distance", "network_sha1")
+    assert all(clean[key] == paper[key] for key in shared)
+    with pytest.raises(FIDError, match="choose one of clean, paper"):
+        fid.extract_features(noisy_images(1), torch.nn.Identity(), protocol="jpeg")
+
+
+def test_statistics_under_another_protocol_are_refused():
+    clean = fid.protocol(network_path=None, n_real=1000, n_fake=None)
+    paper = fid.protocol(network_path=None, n_real=5000, n_fake=None, name="paper")
+    fid.check_protocol(clean, {**clean, "n_real": 5, "n_fake": 500}, where="stats.json")
+    fid.check_protocol(paper, {**paper, "network_file": "copy.pt"}, where="stats.json")
+    with pytest.raises(FIDError) as info:
+        fid.check_protocol(clean, paper, where="data/reference/stats.json")
+    message = str(info.value)
+    assert message == (
+        "The reference statistics in data/reference/stats.json were computed under FID"
+        " protocol 'clean', not 'paper' as asked; run the reference stage again with"
+        " fid.protocol: paper, or set fid.protocol back to clean."
+    )
+    other_network = {**clean, "network_sha1": "0" * 40}
+    with pytest.raises(FIDError, match=r"with other settings \(network_sha1 '0000"):
+        fid.check_protocol(other_network, clean, where="stats.json")
+    recorded_before_protocols = {
+        key: value for key, value in clean.items() if key != "real_images"
+    }
+    with pytest.raises(FIDError, match=r"\(real_images None vs 'fid.n_real of"):
+        fid.check_protocol(recorded_before_protocols, clean, where="stats.json")
