@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import torch
 import typer
 
 from pipeline import fid
 from pipeline.config import load_params
-from pipeline.generators import latent_dim, load_generator
+from pipeline.generators import load_generator
+from pipeline.scoring import generated_batches, value_range
 from pipeline.tracking import StageRun
 from stages.common import (
     ParamsOption,
@@ -23,28 +22,6 @@ from stages.common import (
 )
 
 app = typer.Typer(add_completion=False)
-
-
-def value_range(real_range: str) -> tuple[float, float]:
-    """Where real images live in generator space: [0, 1] in the original code, else [-1, 1]."""
-    return (0.0, 1.0) if real_range == "unit" else (-1.0, 1.0)
-
-
-@torch.no_grad()
-def generated_batches(
-    generator: torch.nn.Module,
-    *,
-    n: int,
-    batch_size: int,
-    seed: int,
-    value_range: tuple[float, float],
-) -> Iterator[torch.Tensor]:
-    """n uint8 images (B, H, W, C) in batches, from fixed latents; nothing touches the disk."""
-    rng = torch.Generator().manual_seed(seed)
-    z_dim = latent_dim(generator.spec)
-    for start in range(0, n, batch_size):
-        z = torch.randn(min(batch_size, n - start), z_dim, generator=rng)
-        yield fid.to_uint8(generator(z), value_range=value_range).cpu()
 
 
 @app.command()
