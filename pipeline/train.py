@@ -130,6 +130,7 @@ class TrainResult:
     seconds: float
     history: list[dict[str, float]] = field(default_factory=list)
     best: BestEMA | None = None  # set when training-time FID ran and gave a finite value
+    fid_seconds: float = 0.0  # of `seconds`, the part spent on training-time FID
 
 
 def _checkpoints(folder: Path) -> list[Path]:
@@ -236,6 +237,7 @@ class GANTrainer:
         self.fid_scorer = fid_scorer if cfg.fid_on and self.world.is_main else None
         self.initial_state = _cpu_copy(generator.state_dict())  # what the untrained G was
         self.best: BestEMA | None = None
+        self.fid_seconds = 0.0  # spent on training-time FID by this process
         self.generator = generator.to(self.device)
         self.discriminator = discriminator.to(self.device)
         if cfg.channels_last:
@@ -326,11 +328,14 @@ class GANTrainer:
 
     def measure_fid(self) -> float | None:
         """The EMA generator's FID now; the best so far is kept. None if it is not finite."""
+        began = time.perf_counter()
         try:
             score = float(self.fid_scorer(self.ema.model))
         except FIDError as exc:  # e.g. non-finite images: no number, training goes on
             log.warning("step %d: no training-time FID (%s)", self.step, exc)
             return None
+        finally:
+            self.fid_seconds += time.perf_counter() - began
         if not math.isfinite(score):
             log.warning("step %d: training-time FID is %s; not recorded", self.step, score)
             return None
@@ -496,6 +501,7 @@ class GANTrainer:
             seconds=time.perf_counter() - began,
             history=self.history,
             best=self.best,
+            fid_seconds=self.fid_seconds,
         )
 
     def _fid_due(self, steps: int) -> bool:
