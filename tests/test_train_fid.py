@@ -3,15 +3,19 @@ non-finite is ever recorded. The FID itself is stood in for by a scripted score 
 
 import math
 
+import numpy as np
 import pytest
 import torch
+import yaml
 from test_train import DISC, IMAGES, SPEC
+from typer.testing import CliRunner
 
 from pipeline.config import TrainConfig
 from pipeline.discriminator import Discriminator
 from pipeline.fid import FIDError
 from pipeline.generators import build_generator, load_generator
 from pipeline.train import BEST_FILE, GANTrainer, load_latest_checkpoint
+from stages.cli import app
 
 CFG = TrainConfig(
     batch_size=4, ema_start=1, ema_every=1, ema_reset_every=3, ema_reset_until=3,
@@ -136,3 +140,16 @@ def test_fid_off_never_scores(tmp_path, every):
     result = trainer(tmp_path, scorer, CFG.model_copy(update={"fid_every": every})).train(2)
     assert result.best is None and not scorer.seen
     assert load_latest_checkpoint(tmp_path, {"test": 1})["best"] is None
+
+
+def test_fid_on_without_reference_statistics_is_one_sentence(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    np.save(tmp_path / "data" / "images.npy", IMAGES)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"train": {"fid_every": 5}}))
+    result = CliRunner().invoke(
+        app, ["train", "--data", "data", "--reference", "nowhere", "--out", "out"]
+    )
+    assert result.exit_code == 1
+    assert "nowhere/stats.npz is missing and train.fid_every is 5" in result.output
+    assert len(result.output.strip().splitlines()) == 1
