@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -234,6 +234,9 @@ class GANTrainer:
         self.world = world or World()
         self.cfg, self.config, self.device = cfg, config, self.world.device
         self.checkpoint_dir, self.run_id = checkpoint_dir, run_id
+        # Only rank 0 measures FID; under DDP the other ranks wait for it in the next step's
+        # collectives, so one FID must end within the process group's timeout (torch's
+        # default: 10 min NCCL, 30 min gloo): mind it for 10k samples on CPUs.
         self.fid_scorer = fid_scorer if cfg.fid_on and self.world.is_main else None
         self.initial_state = _cpu_copy(generator.state_dict())  # what the untrained G was
         self.best: BestEMA | None = None
@@ -308,7 +311,7 @@ class GANTrainer:
             "mlflow_run_id": self.run_id,
         }
 
-    def export(self, path: Path, *, selected: str) -> None:
+    def export(self, path: Path, *, selected: Literal["best", "last"]) -> None:
         """Write the best ("best") or the current ("last") EMA generator as a generator file."""
         generator = copy.deepcopy(self.ema.model).cpu()
         step, fid_train = self.step, None
@@ -326,7 +329,7 @@ class GANTrainer:
             mlflow_run_id=self.run_id,
         )
 
-    def measure_fid(self) -> float | None:
+    def _measure_fid(self) -> float | None:
         """The EMA generator's FID now; the best so far is kept. None if it is not finite."""
         began = time.perf_counter()
         try:
@@ -477,7 +480,7 @@ class GANTrainer:
                         on_log(self.step, losses)
                     bar.set_postfix(d=f"{losses['d_loss']:.3f}", g=f"{losses['g_loss']:.3f}")
                 if self._fid_due(steps):
-                    score = self.measure_fid()
+                    score = self._measure_fid()
                     if on_log is not None and score is not None and self.step > fid_logged_through:
                         on_log(self.step, {"fid_train": score})
                 stopping = self.world.any(stop.requested)
