@@ -158,11 +158,20 @@ class TrainConfig(Section):
     real_range: Literal["unit", "symmetric"] = "unit"  # original code: reals in [0,1], G in tanh
     hflip: bool = False  # random horizontal flips of real images
     checkpoint_every: int = Field(500, ge=1)  # steps between checkpoints
+    # Training-time FID of the EMA generator, every fid_every steps and at the last step; the
+    # best one is kept and becomes the stage's generator (as in the paper's recipe).
+    fid_every: int | None = Field(None, ge=0)  # steps between EMA FIDs (best kept); 0/null = off
+    fid_samples: int = Field(10000, ge=2)  # generated images per training-time FID
     device: str = "auto"  # auto (GPU if visible), cpu, cuda or cuda:N
     processes: int = Field(1, ge=1)  # >1: torchrun + DDP, one process per GPU (gloo on CPU)
     amp: bool = False  # bf16 autocast for G and D (the learning rule stays in float32)
     channels_last: bool = False  # channels-last memory layout for the discriminator
     compile: bool = False  # torch.compile G and D (gradient-penalty steps run D eagerly)
+
+    @property
+    def fid_on(self) -> bool:
+        """Whether training-time FID runs (and picks the best EMA generator)."""
+        return bool(self.fid_every)
 
     @model_validator(mode="after")
     def _batch_splits(self) -> TrainConfig:

@@ -4,6 +4,10 @@ One step = a discriminator update (hinge loss on both heads, auto-encoding loss 
 penalty every `gp_every` steps) then a generator update, then the EMA schedule. Everything random
 is either a function of (seed, step) (the data order) or kept in the checkpoint (latents,
 augmentation), so a resumed run continues exactly where the interrupted one stopped.
+
+With train.fid_every, the EMA generator's FID is measured every fid_every steps and at the last
+step; the lowest one so far (its step, value and weights) is part of every checkpoint and is
+written to best.pt beside them, so a resumed run keeps the same best as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import copy
 import csv
 import functools
 import logging
+import math
 import os
 import signal
 import threading
@@ -19,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -29,11 +34,13 @@ from tqdm import tqdm
 
 from pipeline.config import TrainConfig
 from pipeline.distributed import World
-from pipeline.generators import latent_dim
+from pipeline.fid import FIDError
+from pipeline.generators import latent_dim, save_generator
 from pipeline.losses import augment, gradient_penalty, hinge_d, hinge_g
 
 log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = 1
+BEST_FILE = "best.pt"  # in the checkpoint folder: the EMA generator of the best training-time FID
 
 
 class TrainingError(RuntimeError):
@@ -107,12 +114,23 @@ class RealImages:
 
 
 @dataclass
+class BestEMA:
+    """The EMA generator of the lowest training-time FID so far (weights on the CPU)."""
+
+    step: int
+    fid: float
+    state: dict[str, Tensor]
+
+
+@dataclass
 class TrainResult:
     generator: nn.Module  # the EMA generator, in eval mode
     steps: int
     last_losses: dict[str, float]
     seconds: float
     history: list[dict[str, float]] = field(default_factory=list)
+    best: BestEMA | None = None  # set when training-time FID ran and gave a finite value
+    fid_seconds: float = 0.0  # of `seconds`, the part spent on training-time FID
 
 
 def _checkpoints(folder: Path) -> list[Path]:
@@ -192,6 +210,10 @@ class GANTrainer:
 
     `config` is the resolved configuration the run depends on: it is stored in every checkpoint
     and a checkpoint made with a different one is refused.
+
+    `fid_scorer` (the FID of a generator, pipeline.scoring.GeneratorFID on rank 0) is called on
+    the EMA generator every cfg.fid_every steps; the best one is kept in every checkpoint and as
+    checkpoint_dir/best.pt.
     """
 
     def __init__(
@@ -206,11 +228,19 @@ class GANTrainer:
         checkpoint_dir: Path,
         world: World | None = None,
         run_id: str | None = None,
+        fid_scorer: Callable[[nn.Module], float] | None = None,
     ):
         torch.manual_seed(seed)
         self.world = world or World()
         self.cfg, self.config, self.device = cfg, config, self.world.device
         self.checkpoint_dir, self.run_id = checkpoint_dir, run_id
+        # Only rank 0 measures FID; under DDP the other ranks wait for it in the next step's
+        # collectives, so one FID must end within the process group's timeout (torch's
+        # default: 10 min NCCL, 30 min gloo): mind it for 10k samples on CPUs.
+        self.fid_scorer = fid_scorer if cfg.fid_on and self.world.is_main else None
+        self.initial_state = _cpu_copy(generator.state_dict())  # what the untrained G was
+        self.best: BestEMA | None = None
+        self.fid_seconds = 0.0  # spent on training-time FID by this process
         self.generator = generator.to(self.device)
         self.discriminator = discriminator.to(self.device)
         if cfg.channels_last:
@@ -253,6 +283,11 @@ class GANTrainer:
         if self.device.type == "cuda" and "cuda" in state["rng"]:
             torch.cuda.set_rng_state(state["rng"]["cuda"])
         self.step, self.history = state["step"], state["history"]
+        best = state.get("best")
+        if best is not None:
+            self.best = BestEMA(step=best["step"], fid=best["fid"], state=best["ema"])
+            if self.world.is_main:  # a best.pt newer than this checkpoint belongs to a lost future
+                self.export(self.checkpoint_dir / BEST_FILE, selected="best")
 
     def snapshot(self) -> dict[str, Any]:
         rng = {"torch": torch.get_rng_state(), "augment": self.aug_rng.get_state()}
@@ -270,8 +305,56 @@ class GANTrainer:
             "opt_d": self.opt_d.state_dict(),
             "rng": rng,
             "history": self.history,
+            "best": None
+            if self.best is None
+            else {"step": self.best.step, "fid": self.best.fid, "ema": self.best.state},
             "mlflow_run_id": self.run_id,
         }
+
+    def export(self, path: Path, *, selected: Literal["best", "last"]) -> None:
+        """Write the best ("best") or the current ("last") EMA generator as a generator file."""
+        generator = copy.deepcopy(self.ema.model).cpu()
+        step, fid_train = self.step, None
+        if selected == "best":
+            assert self.best is not None, "no training-time FID was finite: nothing to export"
+            generator.load_state_dict(self.best.state)
+            step, fid_train = self.best.step, self.best.fid
+        save_generator(
+            path,
+            generator,
+            initial_state=self.initial_state,
+            steps=step,
+            selected=selected,
+            fid_train=fid_train,
+            mlflow_run_id=self.run_id,
+        )
+
+    def _measure_fid(self) -> float | None:
+        """The EMA generator's FID now; the best so far is kept. None if it is not finite."""
+        began = time.perf_counter()
+        try:
+            score = float(self.fid_scorer(self.ema.model))
+        except FIDError as exc:  # e.g. non-finite images: no number, training goes on
+            log.warning("step %d: no training-time FID (%s)", self.step, exc)
+            return None
+        finally:
+            self.fid_seconds += time.perf_counter() - began
+        if not math.isfinite(score):
+            log.warning("step %d: training-time FID is %s; not recorded", self.step, score)
+            return None
+        improved = self.best is None or score < self.best.fid
+        if improved:
+            self.best = BestEMA(
+                step=self.step, fid=score, state=_cpu_copy(self.ema.model.state_dict())
+            )
+            self.export(self.checkpoint_dir / BEST_FILE, selected="best")
+        log.info(
+            "step %d: training-time FID %.3f%s",
+            self.step,
+            score,
+            " (best so far)" if improved else f" (best {self.best.fid:.3f} at {self.best.step})",
+        )
+        return score
 
     def _autocast(self):
         """bf16 autocast when train.amp asks for it (the learning rule stays in float32)."""
@@ -369,6 +452,7 @@ class GANTrainer:
         *,
         on_log: Callable[[int, dict[str, float]], None] | None = None,
         logged_through: int = 0,
+        fid_logged_through: int = 0,
         progress: bool = False,
     ) -> TrainResult:
         """Train until `steps`, checkpointing every checkpoint_every steps, at the end, and when
@@ -376,7 +460,8 @@ class GANTrainer:
 
         Losses reach `on_log` as soon as they are computed, except for steps up to
         `logged_through` (what an interrupted run already logged before it was resumed from an
-        earlier checkpoint): no step is ever logged twice or skipped.
+        earlier checkpoint): no step is ever logged twice or skipped. Training-time FIDs reach it
+        as {"fid_train": value} the same way, with `fid_logged_through`.
         """
         cfg = self.cfg
         began = time.perf_counter()
@@ -394,6 +479,10 @@ class GANTrainer:
                     if on_log is not None and self.step > logged_through and self.world.is_main:
                         on_log(self.step, losses)
                     bar.set_postfix(d=f"{losses['d_loss']:.3f}", g=f"{losses['g_loss']:.3f}")
+                if self._fid_due(steps):
+                    score = self._measure_fid()
+                    if on_log is not None and score is not None and self.step > fid_logged_through:
+                        on_log(self.step, {"fid_train": score})
                 stopping = self.world.any(stop.requested)
                 if self.step % cfg.checkpoint_every == 0 or self.step == steps or stopping:
                     if self.world.is_main:
@@ -414,7 +503,17 @@ class GANTrainer:
             last_losses=losses,
             seconds=time.perf_counter() - began,
             history=self.history,
+            best=self.best,
+            fid_seconds=self.fid_seconds,
         )
+
+    def _fid_due(self, steps: int) -> bool:
+        every = self.cfg.fid_every
+        return self.fid_scorer is not None and (self.step % every == 0 or self.step == steps)
+
+
+def _cpu_copy(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    return {name: tensor.detach().to("cpu", copy=True) for name, tensor in state.items()}
 
 
 def write_history(history: list[dict[str, float]], path: Path) -> None:

@@ -24,10 +24,14 @@ def main(
     out: Path = typer.Option(
         Path("models/unet"), help="Folder for generator.pt, train.json, losses.csv."
     ),
+    reference: Path = typer.Option(
+        Path("data/reference"),
+        help="Reference statistics folder (stats.npz), read when train.fid_every is on.",
+    ),
     params: Path = ParamsOption,
     verbose: bool = VerboseOption,
 ) -> None:
-    """Train the U-Net denoiser (params: seed, unet, discriminator, train)."""
+    """Train the U-Net denoiser (params: seed, unet, discriminator, train, fid)."""
     import torch
 
     cfg = load_params(params)
@@ -50,6 +54,7 @@ def main(
         steps=cfg.unet.steps,
         out=out,
         identity={"painter_sha256": painter_hash},
+        reference=reference,
     )
 
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import torch
 import typer
 
 from pipeline import fid
 from pipeline.config import load_params
-from pipeline.generators import latent_dim, load_generator
+from pipeline.generators import load_generator
+from pipeline.scoring import GeneratorFID, load_reference, value_range
 from pipeline.tracking import StageRun
 from stages.common import (
     ParamsOption,
@@ -23,28 +21,6 @@ from stages.common import (
 )
 
 app = typer.Typer(add_completion=False)
-
-
-def value_range(real_range: str) -> tuple[float, float]:
-    """Where real images live in generator space: [0, 1] in the original code, else [-1, 1]."""
-    return (0.0, 1.0) if real_range == "unit" else (-1.0, 1.0)
-
-
-@torch.no_grad()
-def generated_batches(
-    generator: torch.nn.Module,
-    *,
-    n: int,
-    batch_size: int,
-    seed: int,
-    value_range: tuple[float, float],
-) -> Iterator[torch.Tensor]:
-    """n uint8 images (B, H, W, C) in batches, from fixed latents; nothing touches the disk."""
-    rng = torch.Generator().manual_seed(seed)
-    z_dim = latent_dim(generator.spec)
-    for start in range(0, n, batch_size):
-        z = torch.randn(min(batch_size, n - start), z_dim, generator=rng)
-        yield fid.to_uint8(generator(z), value_range=value_range).cpu()
 
 
 @app.command()
@@ -61,48 +37,34 @@ def main(
 ) -> None:
     """FID of the untrained painter, the trained painter and the painter + U-Net."""
     cfg = load_params(params)
-    if not (reference / "stats.npz").is_file():
-        raise FileNotFoundError(
-            f"{reference / 'stats.npz'} is missing; run the reference stage first"
-        )
-    real = fid.Statistics.load(reference / "stats.npz")
-    reference_info = json.loads((reference / "stats.json").read_text())
     network_path = Path(cfg.fid.network) if cfg.fid.network else fid.default_network_path()
-    fid.check_protocol(
-        reference_info.get("protocol", {}),
-        fid.protocol(network_path=network_path, n_real=real.n, n_fake=None, name=cfg.fid.protocol),
-        where=reference / "stats.json",
+    real, reference_info = load_reference(
+        reference, network_path=network_path, protocol=cfg.fid.protocol
     )
     models = {
         "fpa_untrained": load_generator(painter, untrained=True)[0],
         "fpa": load_generator(painter)[0],
         "fpa_unet": load_generator(denoiser)[0],
     }
-    network = fid.load_network(network_path)
-    span = value_range(cfg.train.real_range)
+    score_of = GeneratorFID(
+        network=fid.load_network(network_path),
+        reference=real,
+        n=cfg.fid.n_fake,
+        batch_size=cfg.fid.batch_size,
+        seed=cfg.fid.seed,
+        value_range=value_range(cfg.train.real_range),
+        protocol=cfg.fid.protocol,
+        progress=show_progress(),
+    )
     with StageRun(
         stage="evaluate", experiment=cfg.tracking.experiment, params={"fid": cfg.fid.model_dump()}
     ) as run:
         for name, generator in models.items():
-            batches = generated_batches(
-                generator,
-                n=cfg.fid.n_fake,
-                batch_size=cfg.fid.batch_size,
-                seed=cfg.fid.seed,
-                value_range=span,
-            )
-            features = fid.extract_features(
-                batches,
-                network,
-                batch_size=cfg.fid.batch_size,
-                progress=show_progress(),
-                protocol=cfg.fid.protocol,
-            )
-            score = fid.frechet_distance(fid.Statistics.from_features(features), real)
+            score = score_of(generator)
             record = {
                 "model": name,
                 "fid": round(score, 4),
-                "n_fake": len(features),
+                "n_fake": cfg.fid.n_fake,
                 "n_real": real.n,
                 "dataset": reference_info["dataset"],
                 "image_size": generator.spec.get("image_size")
@@ -110,7 +72,7 @@ def main(
                 "protocol": fid.protocol(
                     network_path=network_path,
                     n_real=real.n,
-                    n_fake=len(features),
+                    n_fake=cfg.fid.n_fake,
                     name=cfg.fid.protocol,
                 ),
                 "mlflow_run_id": run.run_id,
@@ -121,7 +83,7 @@ def main(
                 "evaluate: FID %-14s %8.2f  (n_fake=%d, n_real=%d)",
                 name,
                 score,
-                len(features),
+                cfg.fid.n_fake,
                 real.n,
             )
 

@@ -10,9 +10,9 @@ import typer
 from pipeline.config import load_params
 from pipeline.figures import rank_by_rank, sample_grid, save_png
 from pipeline.generators import latent_dim, load_generator
+from pipeline.scoring import value_range
 from pipeline.tracking import StageRun
 from stages.common import ParamsOption, VerboseOption, log, stage_command
-from stages.evaluate import value_range
 
 app = typer.Typer(add_completion=False)
 

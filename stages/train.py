@@ -22,10 +22,14 @@ def main(
     out: Path = typer.Option(
         Path("models/fpa"), help="Folder for generator.pt, train.json, losses.csv."
     ),
+    reference: Path = typer.Option(
+        Path("data/reference"),
+        help="Reference statistics folder (stats.npz), read when train.fid_every is on.",
+    ),
     params: Path = ParamsOption,
     verbose: bool = VerboseOption,
 ) -> None:
-    """Train the painter or the baseline (params: seed, generator, discriminator, train)."""
+    """Train the painter or the baseline (params: seed, generator, discriminator, train, fid)."""
     import torch
 
     cfg = load_params(params)
@@ -42,6 +46,7 @@ def main(
         steps=cfg.train.steps,
         out=out,
         identity={},
+        reference=reference,
     )
 
 

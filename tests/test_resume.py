@@ -1,6 +1,7 @@
 """Interrupted training: SIGKILL at arbitrary points, SIGTERM, and `dvc repro` resuming to
 weights bit-for-bit identical to an uninterrupted run, in one continued MLflow run."""
 
+import json
 import os
 import signal
 import sqlite3
@@ -10,7 +11,7 @@ import time
 
 import pytest
 import torch
-from tiny_project import make_project, sh, tool_env
+from tiny_project import make_project, sh, tool_env, write_params
 
 STEPS = 60
 CHANGES = {"train": {"steps": STEPS, "checkpoint_every": 5}}
@@ -103,3 +104,85 @@ def test_sigterm_writes_a_checkpoint_and_marks_the_run_killed(tmp_path, uninterr
     assert_identical(root, uninterrupted)
     runs, _ = train_runs(root)
     assert [status for _, status in runs] == ["FINISHED"]
+
+
+FID_STEPS = 20
+FID_CHANGES = {
+    "train": {"steps": FID_STEPS, "checkpoint_every": 5, "fid_every": 5, "fid_samples": 6}
+}
+
+
+def generator_file(path):
+    """A generator file's content, less the MLflow run id (each project has its own run)."""
+    payload = torch.load(path, weights_only=True)
+    del payload["meta"]["mlflow_run_id"]
+    return payload
+
+
+def assert_same_file(a, b):
+    assert a.keys() == b.keys() and a["spec"] == b["spec"]
+    for part in ("state", "meta"):
+        for key in a[part].keys() | b[part].keys():
+            x, y = a[part][key], b[part][key]
+            if isinstance(x, dict):
+                assert x.keys() == y.keys(), key
+                assert all(torch.equal(x[k], y[k]) for k in x), key
+            else:
+                assert torch.equal(x, y) if isinstance(x, torch.Tensor) else x == y, key
+
+
+def fid_outputs(root):
+    summary = json.loads((root / "models/fpa/train.json").read_text())
+    return (
+        summary,
+        generator_file(root / "models/fpa/generator.pt"),
+        generator_file(root / summary["best_file"]),
+    )
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_fid(tmp_path_factory):
+    root = make_project(tmp_path_factory.mktemp("straight_fid"), FID_CHANGES)
+    sh("dvc", "repro", "train", cwd=root)
+    return root, fid_outputs(root)
+
+
+def test_training_time_fid_keeps_the_best_through_sigkill_and_resume(tmp_path, uninterrupted_fid):
+    straight_root, (summary, generator, best) = uninterrupted_fid
+    assert summary["selected"] == "best" and summary["best_step"] in (5, 10, 15, 20)
+    assert summary["fid_protocol"]["n_fake"] == 6 and summary["fid_protocol"]["n_real"] == 24
+    assert_same_file(generator, best)
+    runs, db = train_runs(straight_root)
+    fids = db.execute(
+        "select step, value from metrics where run_uuid = ? and key = 'fid_train' order by step",
+        (runs[0][0],),
+    ).fetchall()
+    assert [step for step, _ in fids] == [5, 10, 15, 20]
+    assert summary["best_step"] == min(fids, key=lambda row: row[1])[0]
+    assert summary["best_fid"] == pytest.approx(min(value for _, value in fids), abs=1e-4)
+
+    root = make_project(tmp_path, FID_CHANGES)
+    sh("dvc", "repro", "reference", cwd=root)
+    process = start_training(root)
+    wait_for_checkpoint(root, process, 10)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert checkpoint_steps(root)[-1] < FID_STEPS, "killed too late to test anything"
+    assert "Running stage 'reference'" not in sh("dvc", "repro", "train", cwd=root)
+
+    resumed_summary, resumed_generator, resumed_best = fid_outputs(root)
+    for key in ("selected", "best_step", "best_fid"):
+        assert resumed_summary[key] == summary[key], key
+    assert_same_file(resumed_generator, generator)
+    assert_same_file(resumed_best, best)
+    runs, db = train_runs(root)
+    steps = db.execute(
+        "select step from metrics where run_uuid = ? and key = 'fid_train' order by step",
+        (runs[0][0],),
+    ).fetchall()
+    assert [s for (s,) in steps] == [5, 10, 15, 20], "each FID logged once"
+
+    write_params(root, {"train": {"fid_samples": 7}})
+    dry = sh("dvc", "repro", "--dry", "train", cwd=root)
+    assert "Running stage 'train'" in dry
+    assert "Running stage 'prepare'" not in dry and "Running stage 'reference'" not in dry
