@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -25,6 +26,11 @@ from pydantic import (
 
 class ParamsError(ValueError):
     """A mistake in params.yaml, phrased for the user."""
+
+
+Seed = Annotated[int, Field(ge=0, lt=2**63)]  # torch and numpy seeds are non-negative
+Byte = Annotated[int, Field(ge=0, le=255)]
+Beta = Annotated[float, Field(ge=0, lt=1)]  # Adam's moment decay rates
 
 
 class Section(BaseModel):
@@ -54,7 +60,7 @@ class DataConfig(Section):
     categories: list[str] | None = None  # emoji sources: keep only these emoji.json categories
     image_size: int = Field(32, ge=16, le=256)  # pixels per side after resize + centre crop
     channels: Literal[1, 3] = 3  # 1 = greyscale, 3 = RGB
-    background: tuple[int, int, int] = (255, 255, 255)  # RGB that transparency is composited on
+    background: tuple[Byte, Byte, Byte] = (255, 255, 255)  # RGB that transparency is composited on
     max_images: int | None = Field(None, ge=1)  # keep at most this many (first in sorted order)
     max_skipped_fraction: float = Field(0.5, ge=0.0, le=1.0)  # more unreadable files is an error
     workers: int | None = Field(None, ge=1)  # decoding processes; null = all cores
@@ -75,7 +81,7 @@ class FIDConfig(Section):
     batch_size: int = Field(50, ge=1)  # images per forward pass of the FID network
     n_real: int | None = Field(None, ge=2)  # real images in the reference statistics; null = all
     n_fake: int = Field(500, ge=2)  # generated images per FID value (the paper: 50,000)
-    seed: int = 1234  # latents for generated images (same for every model)
+    seed: Seed = 1234  # latents for generated images (same for every model)
 
     @model_validator(mode="after")
     def _paper_uses_all_real_images(self) -> FIDConfig:
@@ -144,7 +150,7 @@ class TrainConfig(Section):
     batch_size: int = Field(20, ge=1)  # images per step (per gradient accumulation round)
     grad_accum: int = Field(1, ge=1)  # rounds accumulated before each optimiser step
     lr: float = Field(2e-4, gt=0)  # Adam learning rate of G and D
-    betas: tuple[float, float] = (0.5, 0.9)  # Adam betas
+    betas: tuple[Beta, Beta] = (0.5, 0.9)  # Adam betas
     gp_weight: float = Field(10.0, ge=0)  # gradient penalty weight on real images
     gp_every: int = Field(4, ge=1)  # apply the gradient penalty every N steps
     recon_weight: float = Field(1.0, ge=0)  # discriminator auto-encoding loss on real images
@@ -173,6 +179,13 @@ class TrainConfig(Section):
         """Whether training-time FID runs (and picks the best EMA generator)."""
         return bool(self.fid_every)
 
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, device: str) -> str:
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
+            raise ValueError("must be auto, cpu, cuda or cuda:N")
+        return device
+
     @model_validator(mode="after")
     def _batch_splits(self) -> TrainConfig:
         if self.batch_size % self.processes:
@@ -194,7 +207,7 @@ class UNetConfig(Section):
 class RenderConfig(Section):
     n_latents: int = Field(4, ge=1)  # rank-by-rank figures, one per fixed latent
     grid_size: int = Field(8, ge=1)  # sample grids are grid_size x grid_size
-    seed: int = 7  # latents used for figures and grids
+    seed: Seed = 7  # latents used for figures and grids
 
 
 class TrackingConfig(Section):
@@ -202,7 +215,7 @@ class TrackingConfig(Section):
 
 
 class Params(Section):
-    seed: int = 0  # seeds weights, data order and augmentation
+    seed: Seed = 0  # seeds weights, data order and augmentation
     data: DataConfig = DataConfig()
     fid: FIDConfig = FIDConfig()
     generator: GeneratorConfig = GeneratorConfig()
@@ -222,7 +235,10 @@ def _describe(error: dict[str, Any], model: type[BaseModel]) -> str:
         known = sorted(section.model_fields)
         hint = f"; known keys here: {', '.join(known)}" if known else ""
         return f"{key} is not a known parameter{hint}"
-    return f"{key}: {error['msg']} (got {error['input']!r})"
+    message = error["msg"].removeprefix("Value error, ")
+    if isinstance(error["input"], dict):  # a rule across keys: the message names them
+        return f"{key}: {message}"
+    return f"{key}: {message} (got {error['input']!r})"
 
 
 def validate_params(raw: dict[str, Any], *, source: str = "params.yaml") -> Params:
