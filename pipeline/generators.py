@@ -168,8 +168,9 @@ def load_generator(path: Path, *, untrained: bool = False) -> tuple[nn.Module, d
         spec, meta = payload["spec"], payload["meta"]
     except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same advice
         raise ModelFileError(
-            f"{path} is not a generator file of this pipeline ({type(exc).__name__}); "
-            "delete it and run `dvc repro` to train it again"
+            f"{path} is not a generator file of this pipeline ({type(exc).__name__}); pass a"
+            " generator.pt written by the train or denoise stage (if it is one, it is damaged:"
+            " delete it and run `dvc repro` to train it again)"
         ) from None
     generator = build_generator(spec)
     generator.load_state_dict(payload["meta"]["initial_state"] if untrained else payload["state"])

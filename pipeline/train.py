@@ -440,10 +440,15 @@ class GANTrainer:
     def _check_finite(self, losses: dict[str, float]) -> None:
         for name, value in losses.items():
             if not np.isfinite(value):
+                kept = _checkpoints(self.checkpoint_dir)
+                where = (
+                    f"the last good checkpoint ({kept[-1]}) is kept"
+                    if kept
+                    else "no checkpoint had been written yet"
+                )
                 raise TrainingError(
-                    f"{name} became {value} at step {self.step + 1}; the last good checkpoint in "
-                    f"{self.checkpoint_dir} is kept; lower train.lr or enable augmentation and "
-                    "run again"
+                    f"{name} became {value} at step {self.step + 1}; {where}; lower train.lr or"
+                    " enable augmentation and run again"
                 )
 
     def train(
@@ -487,6 +492,8 @@ class GANTrainer:
                 if self.step % cfg.checkpoint_every == 0 or self.step == steps or stopping:
                     if self.world.is_main:
                         save_checkpoint(self.checkpoint_dir, self.snapshot())
+                        if not show:  # no bar (piped output, CI): a status line per checkpoint
+                            log.info("step %d/%d: %s", self.step, steps, _brief(losses))
                 bar.update(1)
                 if stopping:
                     raise KeyboardInterrupt
@@ -514,6 +521,10 @@ class GANTrainer:
 
 def _cpu_copy(state: dict[str, Tensor]) -> dict[str, Tensor]:
     return {name: tensor.detach().to("cpu", copy=True) for name, tensor in state.items()}
+
+
+def _brief(losses: dict[str, float]) -> str:
+    return ", ".join(f"{name} {value:.3f}" for name, value in losses.items())
 
 
 def write_history(history: list[dict[str, float]], path: Path) -> None:

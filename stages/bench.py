@@ -4,6 +4,7 @@ object on the last line."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ DeviceOption = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N.")
 def _device(name: str):
     import torch
 
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", name):
+        raise UserError(f"--device {name} is not a device here; use cpu, cuda or cuda:N")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"--device {name} asked for, but no CUDA GPU is visible; use --device cpu")
     return torch.device(name)

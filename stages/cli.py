@@ -22,7 +22,8 @@ for name, module in (
 ):
     app.command(name)(module.main)
 app.command("summary")(summary.main)
-app.add_typer(bench.app, name="bench", help="Benchmarks: painting, fid, train-step, prepare.")
+BENCH_HELP = "Benchmarks: painting, fid, train-step, prepare, all (the GPU device script)."
+app.add_typer(bench.app, name="bench", help=BENCH_HELP)
 
 
 def main() -> None:

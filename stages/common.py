@@ -3,6 +3,7 @@ one sentence for the user (exit 1, no traceback) while the full trace goes to a 
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import json
 import logging
@@ -11,6 +12,7 @@ import os
 import signal
 import sys
 import traceback
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,23 @@ def _sigterm_as_interrupt(signum, frame):  # noqa: ARG001
     raise KeyboardInterrupt
 
 
+def _stop_with_parent() -> None:
+    """Ask Linux for a SIGTERM when the parent dies, so that a stage never outlives a killed
+    `dvc repro` (it then stops as on Ctrl-C: a training writes its checkpoint first)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _log_warnings(message, category, filename, lineno, file=None, line=None):  # noqa: ARG001
+    """Warnings for people: one log line, without the source line Python would print."""
+    logging.getLogger("fpa").warning("%s", message)
+
+
 def stage_command(name: str) -> Callable:
     """Wrap a stage's main function: logging, SIGTERM handling and error reporting."""
 
@@ -63,17 +82,19 @@ def stage_command(name: str) -> Callable:
                 datefmt="%H:%M:%S",
             )
             signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+            warnings.showwarning = _log_warnings
+            _stop_with_parent()
             try:
                 return fn(*args, **kwargs)
             except KeyboardInterrupt:
-                typer.secho(f"{name}: interrupted; progress so far is kept", err=True, fg="yellow")
+                typer.secho(f"{name}: interrupted", err=True, fg="yellow")
                 raise typer.Exit(130) from None
             except user_errors() as exc:
                 typer.secho(f"{name}: {exc}", err=True, fg="red")
                 raise typer.Exit(1) from None
             except Exception as exc:  # noqa: BLE001 - report, keep the trace in a file
                 LOG_DIR.mkdir(exist_ok=True)
-                path = LOG_DIR / f"{name}.log"
+                path = LOG_DIR / f"{name.replace(' ', '-')}.log"
                 path.write_text(traceback.format_exc())
                 first_line = (str(exc).strip().splitlines() or [""])[0][:200]
                 typer.secho(

@@ -55,6 +55,12 @@ def main(
         out=out,
         identity={"painter_sha256": painter_hash},
         reference=reference,
+        read={
+            "seed": cfg.seed,
+            "painter_sha256": painter_hash,
+            **cfg.model_dump(include={"discriminator", "unet"}),
+            "train": cfg.train.model_dump(exclude={"steps"}),  # unet.steps counts here
+        },
     )
 
 

@@ -22,6 +22,16 @@ from stages.common import UserError, log, show_progress, write_json
 
 # Settings that change how often we write or log, never the result: not part of the run's identity.
 NOT_IDENTITY = ("log_every", "checkpoint_every", "threads", "device")  # processes: it is
+PACKAGES = (Path(__file__).parent, Path(__file__).parents[1] / "pipeline")
+
+
+def code_fingerprint() -> str:
+    """A hash of the pipeline's own code: a checkpoint made by other code is never resumed (DVC
+    re-runs a training stage when its code changes, and it must then train anew)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for folder in PACKAGES for p in folder.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 class NoRun:
@@ -95,10 +105,12 @@ def run_gan_stage(
     out: Path,
     identity: dict[str, Any],
     reference: Path,
+    read: dict[str, Any],
 ) -> None:
     """Train `generator` against a fresh discriminator and write out/{generator.pt, train.json,
     losses.csv}. Checkpoints live in checkpoints/<stage>/<fingerprint of identity>/, so the
-    same settings resume and different settings start over.
+    same settings resume and different settings start over. `read` is what the stage read from
+    params.yaml, logged to MLflow as its params (dotted keys).
 
     With train.fid_every, generator.pt is the EMA generator of the lowest training-time FID
     against reference/stats.npz (also kept as best.pt beside the checkpoints); else the last."""
@@ -117,17 +129,15 @@ def run_gan_stage(
         "train": train_identity,
         "discriminator": cfg.discriminator.model_dump(),
         "spec": generator.spec,
+        "code": code_fingerprint(),
     }
     checkpoint_dir = Path("checkpoints") / stage / fingerprint(config)
     torch.manual_seed(cfg.seed)
     discriminator = Discriminator(
         image_size=images.shape[1], channels=images.shape[3], cfg=cfg.discriminator.model_dump()
     )
-    params = {"seed": cfg.seed, "steps": steps, **{k: v for k, v in config.items() if k != "seed"}}
     run_id = peek_run_id(checkpoint_dir)
-    tracked = StageRun(
-        stage=stage, experiment=cfg.tracking.experiment, params=params, run_id=run_id
-    )
+    tracked = StageRun(stage=stage, experiment=cfg.tracking.experiment, params=read, run_id=run_id)
     with tracked if world.is_main else NoRun() as run:
         trainer = GANTrainer(
             generator=generator,
@@ -143,6 +153,7 @@ def run_gan_stage(
             if cfg.train.fid_on and world.is_main
             else None,
         )
+        resumed_at = trainer.step
         result = trainer.train(
             steps,
             on_log=lambda step, metrics: run.log_metrics(metrics, step=step),
@@ -162,8 +173,13 @@ def run_gan_stage(
             "steps": steps,
             "seconds": round(result.seconds, 1),
             "fid_seconds": round(result.fid_seconds, 1),  # training-time FID, part of seconds
+            "resumed_at": resumed_at,  # seconds and images_per_second count from here
             "images_per_second": round(
-                steps * cfg.train.batch_size * cfg.train.grad_accum / max(training, 1e-9), 1
+                (steps - resumed_at)
+                * cfg.train.batch_size
+                * cfg.train.grad_accum
+                / max(training, 1e-9),
+                1,
             ),
             **{f"final_{k}": round(v, 5) for k, v in result.last_losses.items()},
             "generator_parameters": sum(p.numel() for p in generator.parameters()),

@@ -47,6 +47,10 @@ def main(
         out=out,
         identity={},
         reference=reference,
+        read={
+            "seed": cfg.seed,
+            **cfg.model_dump(include={"generator", "discriminator", "train"}),
+        },
     )
 
 

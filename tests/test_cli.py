@@ -35,6 +35,9 @@ def test_help_lists_every_stage_with_one_line():
         ),
         ({"train": {"betas": [2.0, 0.9]}}, "train.betas.0: Input should be less than 1"),
         ({"train": {"device": "gpu"}}, "train.device: must be auto, cpu, cuda or cuda:N"),
+        ({"train": {"steps": True}}, "train.steps: must be a number, not true/false"),
+        ({"train": {"lr": float("inf")}}, "train.lr: Input should be a finite number"),
+        ({"discriminator": {"attn_res_layers": [33]}}, "attn_res_layers: every width must be"),
         ({"seed": -1}, "seed: Input should be greater than or equal to 0"),
         ({"data": {"background": [300, 0, 0]}}, "data.background.0: Input should be less than"),
         (

@@ -53,7 +53,7 @@ def test_one_mlflow_run_per_stage_with_params_metrics_and_run_ids(project):
             "select key, value from params where run_uuid = ?", (by_stage["train"],)
         ).fetchall()
     )
-    assert params["train.batch_size"] == "4" and params["spec.lstm_hidden"] == "16"
+    assert params["train.batch_size"] == "4" and params["generator.lstm_hidden"] == "16"
     steps = db.execute(
         "select step from metrics where run_uuid = ? and key = 'd_loss' order by step",
         (by_stage["train"],),
@@ -85,3 +85,14 @@ def test_second_repro_runs_nothing_and_a_training_param_reruns_from_train(projec
     changed = sh("dvc", "repro", cwd=root, env=env)
     ran = {stage for stage in STAGES if f"Running stage '{stage}'" in changed}
     assert ran == {"train", "denoise", "evaluate", "render", "report"}
+
+
+def test_changed_training_code_trains_anew_instead_of_resuming(project):
+    """DVC re-runs train when its code changes; a checkpoint of the old code must not be reused."""
+    root, env, _ = project
+    losses = root / "pipeline/losses.py"
+    losses.write_text(losses.read_text() + "\n# a change to the training code\n")
+    log = sh("dvc", "repro", "train", cwd=root, env=env)
+    assert "Running stage 'train'" in log
+    assert "resuming from step" not in log
+    assert json.loads((root / "models/fpa/train.json").read_text())["resumed_at"] == 0

@@ -79,7 +79,7 @@ def test_nan_loss_stops_with_the_step_named(tmp_path):
     with torch.no_grad():
         generator.heads.bias.fill_(float("nan"))
     disc = Discriminator(image_size=16, channels=3, cfg=DISC.model_dump())
-    with pytest.raises(TrainingError, match="at step 1"):
+    with pytest.raises(TrainingError, match="at step 1; no checkpoint had been written yet"):
         GANTrainer(
             generator=generator, discriminator=disc, images=images, cfg=CFG, seed=0,
             config={}, checkpoint_dir=tmp_path,
