@@ -22,16 +22,37 @@ from pipeline.rules import RankOneFactors, fast_weights, make_rule
 from pipeline.unet import UNet
 
 
+def _kaiming_normal(layer: nn.Linear) -> nn.Linear:
+    """The original code's init for the layers that read the latent: N(0, 2 / fan_in)."""
+    nn.init.kaiming_normal_(layer.weight, a=0, mode="fan_in", nonlinearity="leaky_relu")
+    return layer
+
+
+class InitialState(nn.Module):
+    """h0 and c0 of the LSTM, both computed from z by one linear layer."""
+
+    def __init__(self, latent_dim: int, hidden: int, *, kaiming: bool):
+        super().__init__()
+        self.layer = nn.Linear(latent_dim, 2 * hidden)
+        if kaiming:
+            _kaiming_normal(self.layer)
+
+    def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        h0, c0 = rearrange(self.layer(z), "b (two h) -> two 1 b h", two=2)  # (1, B, H) each
+        return h0.contiguous(), c0.contiguous()
+
+
 class InputsV1(nn.Module):
-    """v1: the same latent z is the LSTM input at every step; the LSTM starts from zeros."""
+    """v1: the same latent z is the LSTM input at every step; h0, c0 come from z."""
 
     def __init__(self, spec: dict[str, Any]):
         super().__init__()
         self.steps = spec["steps"]
+        self.initial_state = InitialState(spec["latent_dim"], spec["lstm_hidden"], kaiming=True)
         self.input_size = spec["latent_dim"]
 
-    def forward(self, z: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor] | None]:
-        return z.unsqueeze(1).expand(-1, self.steps, -1), None  # (B, T, latent)
+    def forward(self, z: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        return z.unsqueeze(1).expand(-1, self.steps, -1), self.initial_state(z)  # (B, T, latent)
 
 
 class InputsV2(nn.Module):
@@ -40,15 +61,14 @@ class InputsV2(nn.Module):
     def __init__(self, spec: dict[str, Any]):
         super().__init__()
         self.steps, hidden = spec["steps"], spec["lstm_hidden"]
-        self.initial_state = nn.Linear(spec["latent_dim"], 2 * hidden)
+        self.initial_state = InitialState(spec["latent_dim"], hidden, kaiming=False)
         self.expand = nn.Linear(spec["latent_dim"], spec["steps"] * spec["chunk_dim"])
-        self.project = nn.Linear(spec["chunk_dim"], spec["chunk_proj_dim"])
+        self.project = _kaiming_normal(nn.Linear(spec["chunk_dim"], spec["chunk_proj_dim"]))
         self.input_size = spec["chunk_proj_dim"]
 
     def forward(self, z: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         chunks = rearrange(torch.tanh(self.expand(z)), "b (t k) -> b t k", t=self.steps)
-        h0, c0 = rearrange(self.initial_state(z), "b (two h) -> two 1 b h", two=2)
-        return self.project(chunks), (h0.contiguous(), c0.contiguous())  # (B, T, proj)
+        return self.project(chunks), self.initial_state(z)  # (B, T, proj)
 
 
 INPUT_GENERATORS = {"v1": InputsV1, "v2": InputsV2}
@@ -73,6 +93,11 @@ class FastWeightPainter(nn.Module):
         self.inputs = INPUT_GENERATORS[spec["input_generator"]](spec)
         self.lstm = nn.LSTM(self.inputs.input_size, spec["lstm_hidden"], batch_first=True)
         self.heads = nn.Linear(spec["lstm_hidden"], self.channels * (2 * self.size + self.lr_size))
+        # The original code's init of the heads: U(-b, b), b = 1 / sqrt(C (2 d + 1)), weights and
+        # biases alike (larger than PyTorch's 1 / sqrt(H) for a wide LSTM).
+        bound = (self.channels * (2 * self.size + 1)) ** -0.5
+        nn.init.uniform_(self.heads.weight, -bound, bound)
+        nn.init.uniform_(self.heads.bias, -bound, bound)
         self.rule = make_rule(spec["rule"], full_first_step=spec["full_first_step"])
 
     def paint(self, z: Tensor) -> Painting:

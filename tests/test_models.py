@@ -35,6 +35,13 @@ def test_paper_painter_has_the_parameter_count_the_architecture_implies():
     assert n_params(painter.heads) == 396_675
 
 
+def test_paper_v1_painter_starts_its_lstm_from_z_and_feeds_z_at_every_step():
+    painter = build_generator(paper_spec(input_generator="v1"))
+    assert n_params(painter.inputs.initial_state) == 1_050_624  # z -> (h0, c0)
+    assert n_params(painter.lstm) == 4 * 1024 * (512 + 1024 + 2)  # the LSTM reads z itself
+    assert n_params(painter) == 1_050_624 + 4 * 1024 * (512 + 1024 + 2) + 396_675
+
+
 def test_paper_discriminator_has_the_parameter_count_the_architecture_implies():
     disc = Discriminator(image_size=64, channels=3, cfg=DiscriminatorConfig().model_dump())
     assert n_params(disc) == 12_326_632
