@@ -24,9 +24,16 @@ def test_gradients_of_two_processes_equal_one(tmp_path):
     sh(*torchrun, script, str(tmp_path), cwd=REPO)
     one, two = torch.load(tmp_path / "grads_1.pt"), torch.load(tmp_path / "grads_2.pt")
     assert one.keys() == two.keys() and any(k.startswith("loss.gp") for k in one)
-    for name, value in one.items():  # float32 sums in another order: relative to the largest
+    # float32 sums in another order: within 1e-5 of the tensor's largest entry, plus 1e-7 of the
+    # model's largest gradient (a tiny gradient carries the rounding of the large terms it sums)
+    model_scale = {
+        m: max(v.abs().max().item() for k, v in one.items() if k.startswith(m)) for m in "dg"
+    }
+    for name, value in one.items():
         scale = value.abs().max().item()
-        torch.testing.assert_close(two[name], value, rtol=0, atol=1e-5 * scale + 1e-12, msg=name)
+        slack = 1e-7 * model_scale.get(name[0], 0.0)  # losses: no slack
+        atol = 1e-5 * scale + slack + 1e-12
+        torch.testing.assert_close(two[name], value, rtol=0, atol=atol, msg=name)
 
 
 def test_dvc_repro_with_two_processes_trains_like_one(tmp_path):
