@@ -220,6 +220,66 @@ class TrackingConfig(Section):
     experiment: str = "fpa"  # MLflow experiment name
 
 
+VARIANT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+
+
+def merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `changes` written over it, nested sections merged key by key."""
+    out = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+class TableConfig(Section):
+    """`dvc repro table/dvc.yaml`: every model trained on every dataset, and the paper's tables
+    built from them (the stages of the main `dvc.yaml` never read this section)."""
+
+    datasets: list[str] = []  # configs/<name>.yaml, each a complete params file
+    models: list[str] = []  # names in `variants`, each trained on every dataset
+    denoised: list[str] = []  # models that also get the U-Net (rows "... + U-Net")
+    variants: dict[str, dict[str, Any]] = {}  # name: params written over the dataset's config
+
+    @field_validator("datasets", "models", "variants")
+    @classmethod
+    def _names(cls, names: Any) -> Any:
+        for name in names:
+            if not VARIANT_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not a name of lower-case letters, digits, - and _")
+        return names
+
+    @field_validator("variants")
+    @classmethod
+    def _variants_are_params(cls, variants: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        for name, changes in variants.items():
+            if "table" in changes:
+                raise ValueError(f"variant {name!r} may not change the table section")
+            try:
+                Params.model_validate(merged(Params().model_dump(), changes))
+            except ValidationError as exc:
+                raise ValueError(
+                    f"in variant {name!r}, {_describe(exc.errors()[0], Params)}"
+                ) from None
+        return variants
+
+    @model_validator(mode="after")
+    def _known_names(self) -> TableConfig:
+        for key, names, known in (
+            ("models", self.models, self.variants),
+            ("denoised", self.denoised, self.models),
+        ):
+            unknown = [name for name in names if name not in known]
+            if unknown:
+                where = "variants" if key == "models" else "models"
+                raise ValueError(
+                    f"{key} names {', '.join(unknown)}, which table.{where} does not list"
+                )
+        return self
+
+
 class Params(Section):
     seed: Seed = 0  # seeds weights, data order and augmentation
     data: DataConfig = DataConfig()
@@ -230,6 +290,7 @@ class Params(Section):
     unet: UNetConfig = UNetConfig()
     render: RenderConfig = RenderConfig()
     tracking: TrackingConfig = TrackingConfig()
+    table: TableConfig = TableConfig()
 
 
 def _describe(error: dict[str, Any], model: type[BaseModel]) -> str:
@@ -260,19 +321,44 @@ def validate_params(raw: dict[str, Any], *, source: str = "params.yaml") -> Para
         ) from None
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
-    path = Path(path)
+def _read_yaml(path: Path) -> Any:
     if not path.is_file():
         raise ParamsError(f"{path} does not exist; run from the repository root or pass --params")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        return yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise ParamsError(
             f"{path} is not valid YAML{where}; fix the syntax and run again"
         ) from None
-    return validate_params(raw, source=str(path))
+
+
+def load_params(
+    path: str | Path = "params.yaml",
+    *,
+    variant: str | None = None,
+    variants_from: str | Path = "params.yaml",
+) -> Params:
+    """Read and validate a params file; with `variant`, the changes that `variants_from`'s
+    table.variants lists under that name are written over it first (how the table's runs are
+    made from a dataset's config)."""
+    path = Path(path)
+    raw = _read_yaml(path)
+    if not variant:
+        return validate_params(raw, source=str(path))
+    variants = load_params(variants_from).table.variants
+    if variant not in variants:
+        known = ", ".join(sorted(variants)) or "none"
+        raise ParamsError(
+            f"{variant!r} is not in table.variants of {variants_from} (known: {known}); add it"
+            " there or pass another --variant"
+        )
+    if not isinstance(raw, dict):
+        return validate_params(raw, source=str(path))
+    return validate_params(
+        merged(raw, variants[variant]), source=f"{path} with table.variants.{variant}"
+    )
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -26,6 +26,11 @@ LOG_DIR = Path("logs")
 
 ParamsOption = typer.Option(Path("params.yaml"), "--params", help="Parameters file to read.")
 VerboseOption = typer.Option(False, "--verbose", "-v", help="Log debug messages.")
+VariantOption = typer.Option(
+    None,
+    "--variant",
+    help="A name in params.yaml's table.variants, whose changes are written over --params.",
+)
 
 
 class UserError(Exception):
@@ -36,11 +41,12 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from pipeline.data import DataError
     from pipeline.fid import FIDError
     from pipeline.generators import GeneratorKindError, ModelFileError
+    from pipeline.report import EnteredFIDsError
     from pipeline.train import TrainingError
 
     return (
         UserError, ParamsError, DataError, FIDError, TrainingError, ModelFileError,
-        GeneratorKindError, FileNotFoundError,
+        GeneratorKindError, FileNotFoundError, EnteredFIDsError,
     )  # fmt: skip
 
 

@@ -10,7 +10,7 @@ import typer
 from pipeline.config import load_params
 from pipeline.data import load_images
 from pipeline.generators import build_generator, load_generator
-from stages.common import ParamsOption, VerboseOption, stage_command
+from stages.common import ParamsOption, VariantOption, VerboseOption, stage_command
 from stages.gan import run_gan_stage
 
 app = typer.Typer(add_completion=False)
@@ -29,12 +29,13 @@ def main(
         help="Reference statistics folder (stats.npz), read when train.fid_every is on.",
     ),
     params: Path = ParamsOption,
+    variant: str | None = VariantOption,
     verbose: bool = VerboseOption,
 ) -> None:
     """Train the U-Net denoiser (params: seed, unet, discriminator, train, fid)."""
     import torch
 
-    cfg = load_params(params)
+    cfg = load_params(params, variant=variant)
     images = load_images(data)
     fpa, _ = load_generator(painter)
     spec = {

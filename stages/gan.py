@@ -124,6 +124,7 @@ def run_gan_stage(
     config = {
         **identity,
         **fid_identity(cfg, reference),
+        "data_sha256": hashlib.sha256(np.ascontiguousarray(images).data).hexdigest()[:16],
         "seed": cfg.seed,
         "steps": steps,
         "train": train_identity,

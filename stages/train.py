@@ -9,7 +9,7 @@ import typer
 from pipeline.config import load_params
 from pipeline.data import load_images
 from pipeline.generators import build_generator
-from stages.common import ParamsOption, VerboseOption, stage_command
+from stages.common import ParamsOption, VariantOption, VerboseOption, stage_command
 from stages.gan import run_gan_stage
 
 app = typer.Typer(add_completion=False)
@@ -27,12 +27,13 @@ def main(
         help="Reference statistics folder (stats.npz), read when train.fid_every is on.",
     ),
     params: Path = ParamsOption,
+    variant: str | None = VariantOption,
     verbose: bool = VerboseOption,
 ) -> None:
     """Train the painter or the baseline (params: seed, generator, discriminator, train, fid)."""
     import torch
 
-    cfg = load_params(params)
+    cfg = load_params(params, variant=variant)
     images = load_images(data)
     torch.manual_seed(cfg.seed)
     generator = build_generator(

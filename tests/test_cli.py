@@ -113,7 +113,7 @@ def test_evaluate_refuses_reference_statistics_of_another_protocol(tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({"fid": {"protocol": "paper", "n_real": None}}))
     missing = str(tmp_path / "no-model.pt")  # refused before any model is read
-    args = ["--painter", missing, "--denoiser", missing, "--out", str(tmp_path / "metrics")]
+    args = ["--generator", f"fpa={missing}", "--out", str(tmp_path / "metrics")]
     result = runner.invoke(
         app, ["evaluate", "--params", str(params), "--reference", str(reference), *args]
     )

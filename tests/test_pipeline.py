@@ -96,3 +96,14 @@ def test_changed_training_code_trains_anew_instead_of_resuming(project):
     assert "Running stage 'train'" in log
     assert "resuming from step" not in log
     assert json.loads((root / "models/fpa/train.json").read_text())["resumed_at"] == 0
+
+
+def test_changed_images_train_anew_instead_of_resuming(project):
+    """New prepared images with the same params: the old images' checkpoint must not be reused."""
+    root, env, _ = project
+    first = sorted((root / "images").glob("*.png"))[0]
+    first.unlink()
+    log = sh("dvc", "repro", "train", cwd=root, env=env)
+    assert "Running stage 'prepare'" in log and "Running stage 'train'" in log
+    assert "resuming from step" not in log
+    assert json.loads((root / "models/fpa/train.json").read_text())["resumed_at"] == 0
