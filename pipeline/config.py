@@ -213,7 +213,12 @@ class UNetConfig(Section):
 class RenderConfig(Section):
     n_latents: int = Field(4, ge=1)  # rank-by-rank figures, one per fixed latent
     grid_size: int = Field(8, ge=1)  # sample grids are grid_size x grid_size
-    seed: Seed = 7  # latents used for figures and grids
+    max_columns: int = Field(16, ge=1)  # rank-by-rank: T above this draws this many even steps
+    interpolation_steps: int = Field(8, ge=2)  # images per interpolation row, both ends included
+    interpolation_pairs: int = Field(3, ge=1)  # interpolation rows, one per pair of latents
+    gif_frame_ms: int = Field(100, ge=20)  # painting.gif: milliseconds per painting step...
+    gif_hold_ms: int = Field(1500, ge=20)  # ...and for the final image
+    seed: Seed = 7  # latents used for figures, grids and interpolations
 
 
 class TrackingConfig(Section):
