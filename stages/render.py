@@ -25,7 +25,14 @@ from pipeline.figures import (
 from pipeline.generators import FastWeightPainter, latent_dim, load_generator
 from pipeline.scoring import value_range
 from pipeline.tracking import StageRun
-from stages.common import ParamsOption, UserError, VerboseOption, log, stage_command
+from stages.common import (
+    ParamsOption,
+    UserError,
+    VariantOption,
+    VerboseOption,
+    log,
+    stage_command,
+)
 
 app = typer.Typer(add_completion=False)
 
@@ -104,10 +111,11 @@ def main(
     ),
     out: Path = typer.Option(Path("reports/figures"), help="Folder for the figures."),
     params: Path = ParamsOption,
+    variant: str | None = VariantOption,
     verbose: bool = VerboseOption,
 ) -> None:
     """Draw how the painter builds images step by step, sample grids and interpolations."""
-    cfg = load_params(params)
+    cfg = load_params(params, variant=variant)
     generators = [load_generator(painter)[0]]
     if denoiser:
         generators.append(load_generator(Path(denoiser))[0])

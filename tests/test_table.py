@@ -101,6 +101,8 @@ def test_table_repro_fills_every_cell_of_both_tables(table_project):
         "fpa", True, 4, "fpa-v2"
     )  # fmt: skip
     assert json.loads((root / "metrics/table/squares/lightgan.json").read_text())["kind"] == "base"
+    assert (root / "reports/table/squares/fpa-v2-t8/painting.gif").is_file()
+    assert (root / "reports/table/squares/lightgan/samples_base.png").is_file()
 
 
 def test_table_runs_are_tracked_and_leave_the_main_pipeline_alone(table_project):
@@ -108,7 +110,9 @@ def test_table_runs_are_tracked_and_leave_the_main_pipeline_alone(table_project)
     db = sqlite3.connect(root / "mlflow.db")
     stages = [s for (s,) in db.execute("select value from tags where key = 'dvc.stage'")]
     assert sorted(stages) == sorted(
-        ["prepare", "reference"] + ["train"] * 3 + ["denoise"] + ["evaluate"] * 4 + ["report"]
+        ["prepare", "reference", "denoise", "report"]
+        + ["train", "evaluate", "render"] * 3
+        + ["evaluate"]
     )
     assert not (root / "models/fpa").exists()  # the main pipeline did not run
     again = sh("dvc", "repro", "table/dvc.yaml", cwd=root, env=env)
@@ -120,6 +124,7 @@ def test_table_runs_are_tracked_and_leave_the_main_pipeline_alone(table_project)
     ran = sorted(line.split("'")[1] for line in changed.splitlines() if "Running stage" in line)
     assert ran == [
         "table/dvc.yaml:evaluate@squares-fpa-v2-t8",
+        "table/dvc.yaml:render@squares-fpa-v2-t8",
         "table/dvc.yaml:report",
         "table/dvc.yaml:train@squares-fpa-v2-t8",
     ]
