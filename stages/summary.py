@@ -36,8 +36,11 @@ def main(
     table = Table(title=f"{size}x{size}x{channels}, {what}")
     table.add_column("part")
     table.add_column("parameters", justify="right")
-    for name, module in [("generator", generator), *generator.named_children()]:
-        table.add_row(name if name == "generator" else f"  {name}", f"{count(module):,}")
-    for name, module in [("discriminator", disc), *disc.named_children()]:
-        table.add_row(name if name == "discriminator" else f"  {name}", f"{count(module):,}")
+    for title, model in (("generator", generator), ("discriminator", disc)):
+        table.add_row(title, f"{count(model):,}")
+        for name, part in model.named_children():
+            table.add_row(f"  {name}", f"{count(part):,}")
+            if name == "inputs":  # the painter's input generator: its layers, one by one
+                for layer, module in part.named_children():
+                    table.add_row(f"    {layer}", f"{count(module):,}")
     Console().print(table)
