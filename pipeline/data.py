@@ -338,8 +338,8 @@ def _source_items(
     """The images of a source, a phrase naming it for errors, and what the manifest records."""
     if categories and source not in sources.EMOJI_SETS:
         raise DataError(
-            f"categories only apply to the emoji sources ({', '.join(sources.EMOJI_SETS)});"
-            f" remove them for source {source!r}."
+            f"data.categories only apply to the emoji sources ({', '.join(sources.EMOJI_SETS)});"
+            f" set data.categories: null for source {source!r}."
         )
     if source in sources.EMOJI_SETS:
         return _emoji_items(sources.EMOJI_SETS[source], categories, cache_dir)
@@ -391,7 +391,7 @@ def _folder_items(path: str | Path | None) -> tuple[list[Item], str, dict[str, A
     root = Path(path).expanduser()
     if not root.is_dir():
         problem = "is not a directory" if root.exists() else "does not exist"
-        raise DataError(f"Image folder {root} {problem}; set path to a directory of images.")
+        raise DataError(f"Image folder {root} {problem}; set data.path to a directory of images.")
     names = list_image_files(root)
     where = f"folder {root}"
     if not names:

@@ -308,7 +308,7 @@ def read_emoji(
         if unknown:
             raise DataError(
                 f"Unknown emoji categor{'y' if len(unknown) == 1 else 'ies'}"
-                f" {', '.join(repr(c) for c in unknown)}; choose from:"
+                f" {', '.join(repr(c) for c in unknown)} in data.categories; choose from:"
                 f" {', '.join(repr(c) for c in sorted(valid))}."
             )
         wanted = set(categories)

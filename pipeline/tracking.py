@@ -76,10 +76,16 @@ class StageRun:
     """
 
     def __init__(
-        self, *, stage: str, experiment: str, params: dict[str, Any], run_id: str | None = None
+        self,
+        *,
+        stage: str,
+        experiment: str,
+        params: dict[str, Any],
+        run_id: str | None = None,
+        tags: dict[str, str] | None = None,
     ):
         self.stage, self.experiment, self.params = stage, experiment, params
-        self.run_id = run_id
+        self.run_id, self.tags = run_id, dict(tags or {})
 
     def __enter__(self) -> StageRun:
         logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -103,10 +109,13 @@ class StageRun:
             return mlflow.start_run(run_id=self.run_id)
         _ensure_experiment(mlflow, self.experiment, default_store=default_store)
         dvc_exp = os.environ.get("DVC_EXP_NAME")
-        tags = {"dvc.stage": self.stage, "git.commit": git_commit() or "unknown"}
+        tags = {"dvc.stage": self.stage, "git.commit": git_commit() or "unknown", **self.tags}
         if dvc_exp:
             tags["dvc.experiment"] = dvc_exp
-        run = mlflow.start_run(run_name=f"{self.stage}-{dvc_exp or 'workspace'}", tags=tags)
+        name = "-".join(
+            filter(None, (self.stage, self.tags.get("fpa.run"), dvc_exp or "workspace"))
+        )
+        run = mlflow.start_run(run_name=name, tags=tags)
         items = [(k, str(v)) for k, v in flatten(self.params).items()]
         for i in range(0, len(items), 100):
             mlflow.log_params(dict(items[i : i + 100]))

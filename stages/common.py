@@ -33,6 +33,17 @@ VariantOption = typer.Option(
 )
 
 
+def run_tags(params: Path, variant: str | None = None) -> dict[str, str]:
+    """MLflow tags that tell runs of the same stage apart: the params file read and the table
+    variant; `fpa.run` (e.g. `tiny-emoji/fpa-v1`) also goes into the run's name."""
+    tags = {"fpa.params_file": str(params)}
+    if variant:
+        tags["fpa.variant"] = variant
+    if variant or Path(params).name != "params.yaml":
+        tags["fpa.run"] = "/".join(filter(None, (Path(params).stem, variant)))
+    return tags
+
+
 class UserError(Exception):
     """A mistake the user can fix; its message is one sentence saying what and how."""
 

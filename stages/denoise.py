@@ -10,7 +10,13 @@ import typer
 from pipeline.config import load_params
 from pipeline.data import load_images
 from pipeline.generators import build_generator, load_generator
-from stages.common import ParamsOption, VariantOption, VerboseOption, stage_command
+from stages.common import (
+    ParamsOption,
+    VariantOption,
+    VerboseOption,
+    run_tags,
+    stage_command,
+)
 from stages.gan import run_gan_stage
 
 app = typer.Typer(add_completion=False)
@@ -49,6 +55,7 @@ def main(
     painter_hash = hashlib.sha256(painter.read_bytes()).hexdigest()[:16]
     run_gan_stage(
         stage="denoise",
+        tags=run_tags(params, variant),
         cfg=cfg,
         generator=generator,
         images=images,

@@ -18,6 +18,7 @@ from stages.common import (
     VariantOption,
     VerboseOption,
     log,
+    run_tags,
     show_progress,
     stage_command,
     write_json,
@@ -96,7 +97,10 @@ def main(
         progress=show_progress(),
     )
     with StageRun(
-        stage="evaluate", experiment=cfg.tracking.experiment, params={"fid": cfg.fid.model_dump()}
+        stage="evaluate",
+        experiment=cfg.tracking.experiment,
+        params={"fid": cfg.fid.model_dump()},
+        tags=run_tags(params, variant),
     ) as run:
         for name, model in models.items():
             score = score_of(model)

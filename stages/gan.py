@@ -106,6 +106,7 @@ def run_gan_stage(
     identity: dict[str, Any],
     reference: Path,
     read: dict[str, Any],
+    tags: dict[str, str] | None = None,
 ) -> None:
     """Train `generator` against a fresh discriminator and write out/{generator.pt, train.json,
     losses.csv}. Checkpoints live in checkpoints/<stage>/<fingerprint of identity>/, so the
@@ -138,7 +139,9 @@ def run_gan_stage(
         image_size=images.shape[1], channels=images.shape[3], cfg=cfg.discriminator.model_dump()
     )
     run_id = peek_run_id(checkpoint_dir)
-    tracked = StageRun(stage=stage, experiment=cfg.tracking.experiment, params=read, run_id=run_id)
+    tracked = StageRun(
+        stage=stage, experiment=cfg.tracking.experiment, params=read, run_id=run_id, tags=tags
+    )
     with tracked if world.is_main else NoRun() as run:
         trainer = GANTrainer(
             generator=generator,

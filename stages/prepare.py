@@ -9,7 +9,14 @@ import typer
 from pipeline.config import load_params
 from pipeline.data import prepare, save_prepared
 from pipeline.tracking import StageRun
-from stages.common import ParamsOption, VerboseOption, log, show_progress, stage_command
+from stages.common import (
+    ParamsOption,
+    VerboseOption,
+    log,
+    run_tags,
+    show_progress,
+    stage_command,
+)
 
 app = typer.Typer(add_completion=False)
 
@@ -35,7 +42,10 @@ def main(
     cfg = load_params(params)
     data_cfg = cfg.data
     with StageRun(
-        stage="prepare", experiment=cfg.tracking.experiment, params={"data": data_cfg.model_dump()}
+        stage="prepare",
+        experiment=cfg.tracking.experiment,
+        params={"data": data_cfg.model_dump()},
+        tags=run_tags(params),
     ) as run:
         prepared = prepare(
             source=data_cfg.source,

@@ -14,6 +14,7 @@ from stages.common import (
     ParamsOption,
     VerboseOption,
     log,
+    run_tags,
     show_progress,
     stage_command,
     write_json,
@@ -45,7 +46,10 @@ def main(
     images = load_images(data)
     n = len(images) if cfg.fid.n_real is None else min(cfg.fid.n_real, len(images))
     with StageRun(
-        stage="reference", experiment=cfg.tracking.experiment, params={"fid": cfg.fid.model_dump()}
+        stage="reference",
+        experiment=cfg.tracking.experiment,
+        params={"fid": cfg.fid.model_dump()},
+        tags=run_tags(params),
     ) as run:
         network_path = Path(cfg.fid.network) if cfg.fid.network else fid.default_network_path()
         network = fid.load_network(network_path)

@@ -31,6 +31,7 @@ from stages.common import (
     VariantOption,
     VerboseOption,
     log,
+    run_tags,
     stage_command,
 )
 
@@ -126,6 +127,7 @@ def main(
         stage="render",
         experiment=cfg.tracking.experiment,
         params={"render": cfg.render.model_dump()},
+        tags=run_tags(params, variant),
     ) as run:
         for path in written:
             run.log_artifact(path, folder="figures")

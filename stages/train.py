@@ -9,7 +9,13 @@ import typer
 from pipeline.config import load_params
 from pipeline.data import load_images
 from pipeline.generators import build_generator
-from stages.common import ParamsOption, VariantOption, VerboseOption, stage_command
+from stages.common import (
+    ParamsOption,
+    VariantOption,
+    VerboseOption,
+    run_tags,
+    stage_command,
+)
 from stages.gan import run_gan_stage
 
 app = typer.Typer(add_completion=False)
@@ -41,6 +47,7 @@ def main(
     )
     run_gan_stage(
         stage="train",
+        tags=run_tags(params, variant),
         cfg=cfg,
         generator=generator,
         images=images,

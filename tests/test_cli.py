@@ -25,6 +25,8 @@ def test_help_lists_every_stage_with_one_line():
         ({"train": {"lr": -1}}, "train.lr: Input should be greater than 0"),
         ({"data": {"image_size": 48}}, "data.image_size: must be a power of two"),
         ({"colour": 1}, "colour is not a known parameter"),
+        ({"generator": {"latent_dim": 10**7}}, "latent_dim: Input should be less than or equal"),
+        ({"generator": {"steps": 10**5}}, "generator.steps: Input should be less than or equal"),
         ({"generator": {"kind": "gan"}}, "generator.kind: Input should be 'fpa' or 'base'"),
         ({"generator": {"rule": "ojas"}}, "generator.rule: Input should be 'delta', 'hebbian'"),
         ({"generator": {"attn_res_layers": [24]}}, "attn_res_layers: every width must be"),

@@ -114,6 +114,10 @@ def test_table_runs_are_tracked_and_leave_the_main_pipeline_alone(table_project)
         + ["train", "evaluate", "render"] * 3
         + ["evaluate"]
     )
+    runs = {v for (v,) in db.execute("select value from tags where key = 'fpa.run'")}
+    assert {"squares", "squares/lightgan", "squares/fpa-v2", "squares/fpa-v2-t8"} <= runs
+    names = {n for (n,) in db.execute("select name from runs")}
+    assert "train-squares/fpa-v2-t8-workspace" in names  # told apart in the MLflow UI
     assert not (root / "models/fpa").exists()  # the main pipeline did not run
     again = sh("dvc", "repro", "table/dvc.yaml", cwd=root, env=env)
     assert "Running stage" not in again
