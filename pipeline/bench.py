@@ -285,6 +285,22 @@ def bench_prepare(
     }
 
 
+def write_photos(folder: Path, n: int, *, width: int = 178, height: int = 218) -> Path:
+    """n JPEG files of CelebA's aligned size (178x218): smooth colour fields plus noise, so that
+    decoding and resizing cost what a folder of photos costs. Returns the folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:height, 0:width] / max(width, height)
+    for i in range(n):
+        a, b, c = rng.uniform(0, 255, (3, 3))
+        field = np.stack([a[k] + b[k] * x + c[k] * y for k in range(3)], axis=-1) % 256
+        noisy = field + rng.normal(0, 12, field.shape)
+        Image.fromarray(noisy.clip(0, 255).astype(np.uint8)).save(
+            folder / f"{i:05d}.jpg", quality=90
+        )
+    return folder
+
+
 def bench_inception(
     *, device: torch.device, n: int = 256, batch_size: int = 64, workers: int = 4
 ) -> dict[str, Any]:

@@ -103,18 +103,27 @@ def train_step(
 def prepare_(
     params: Path = ParamsOption,
     repeats: int = typer.Option(3, min=1, help="Timed repeats (median is reported)."),
+    photos: int = typer.Option(
+        0, min=0, help="Instead of --params' data: a folder of this many 178x218 JPEG photos."
+    ),
     as_json: bool = JsonOption,
     verbose: bool = VerboseOption,
 ) -> None:
     """Images per second of the prepare stage with all cores vs one (data section of --params)."""
-    from pipeline.bench import bench_prepare
+    import tempfile
+
+    from pipeline.bench import bench_prepare, write_photos
     from pipeline.config import load_params
 
     data = load_params(params).data
-    result = bench_prepare(
-        source=data.source, path=data.path, image_size=data.image_size,
-        categories=data.categories, repeats=repeats,
-    )  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        source, path, categories = data.source, data.path, data.categories
+        if photos:
+            source, path, categories = "folder", str(write_photos(Path(tmp), photos)), None
+        result = bench_prepare(
+            source=source, path=path, image_size=data.image_size, categories=categories,
+            repeats=repeats,
+        )  # fmt: skip
     _show("prepare: all cores vs one", result, as_json)
 
 

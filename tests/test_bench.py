@@ -76,3 +76,13 @@ def test_bench_fid_matches_cleanfid(tmp_path):
     report = last_json(result.output)
     assert {"ours_img_s", "cleanfid_img_s", "ratio", "fid_ours", "fid_cleanfid"} <= set(report)
     assert report["fid_rel_diff"] < 1e-4
+
+
+def test_bench_prepare_on_generated_photos(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"data": {"image_size": 16}}))
+    args = ["bench", "prepare", "--params", str(params), "--photos", "8", "--repeats", "1"]
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    report = last_json(result.output)
+    assert (report["source"], report["images"]) == ("folder", 8)
