@@ -25,10 +25,7 @@ def fid_table(records: list[dict[str, Any]]) -> str:
     datasets = sorted({f"{r['dataset']} {r['image_size']}px" for r in records})
     models = [m for m in MODEL_NAMES if any(r["model"] == m for r in records)]
     models += sorted({r["model"] for r in records} - set(models))
-    lines = [
-        "| model | " + " | ".join(datasets) + " |",
-        "|---|" + "---|" * len(datasets),
-    ]
+    rows = []
     for model in models:
         cells = []
         for dataset in datasets:
@@ -42,8 +39,8 @@ def fid_table(records: list[dict[str, Any]]) -> str:
                 if found
                 else ""
             )
-        lines.append(f"| {MODEL_NAMES.get(model, model)} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append((MODEL_NAMES.get(model, model), cells))
+    return "\n".join(_markdown(rows, datasets))
 
 
 def render_report(records: list[dict[str, Any]]) -> str:
