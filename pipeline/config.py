@@ -118,9 +118,7 @@ class GeneratorConfig(Section):
     input_generator: Literal["v1", "v2"] = "v2"  # v2: z -> tanh -> T chunks; v1: z at every step
     rule: Literal["delta", "hebbian", "oja"] = "delta"  # learning rule painting the fast weights
     chunk_dim: int = Field(8, ge=1, le=1024)  # v2: size of each of the T chunks cut from tanh(W z)
-    chunk_proj_dim: int = Field(
-        128, ge=1, le=8192
-    )  # v2: each chunk is projected to this LSTM input size
+    chunk_proj_dim: int = Field(128, ge=1, le=8192)  # v2: LSTM input size each chunk maps to
     lstm_hidden: int = Field(1024, ge=1, le=8192)  # LSTM hidden units
     steps: int = Field(64, ge=1, le=1024)  # T: painting steps = rank-1 updates per image
     per_row_lr: bool = False  # one learning rate per row of W instead of one per step
@@ -207,9 +205,7 @@ class TrainConfig(Section):
 
 
 class UNetConfig(Section):
-    base_channels: int = Field(
-        32, ge=1, le=1024
-    )  # feature maps at full resolution, doubled per level
+    base_channels: int = Field(32, ge=1, le=1024)  # maps at full resolution, doubled per level
     levels: int = Field(3, ge=1, le=6)  # down/up-sampling levels
     steps: int = Field(2000, ge=1)  # GAN steps for the U-Net (the rest of the recipe is `train`)
 
@@ -218,9 +214,7 @@ class RenderConfig(Section):
     n_latents: int = Field(4, ge=1, le=64)  # rank-by-rank figures, one per fixed latent
     grid_size: int = Field(8, ge=1, le=32)  # sample grids are grid_size x grid_size
     max_columns: int = Field(16, ge=1)  # rank-by-rank: T above this draws this many even steps
-    interpolation_steps: int = Field(
-        8, ge=2, le=64
-    )  # images per interpolation row, both ends included
+    interpolation_steps: int = Field(8, ge=2, le=64)  # images per row, both ends included
     interpolation_pairs: int = Field(3, ge=1, le=32)  # interpolation rows, one per pair of latents
     gif_frame_ms: int = Field(100, ge=20)  # painting.gif: milliseconds per painting step...
     gif_hold_ms: int = Field(1500, ge=20)  # ...and for the final image

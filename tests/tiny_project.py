@@ -10,6 +10,8 @@ import numpy as np
 import yaml
 from PIL import Image
 
+from pipeline.config import merged
+
 REPO = Path(__file__).resolve().parents[1]
 GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
 TINY = {
@@ -26,18 +28,9 @@ TINY = {
 }  # fmt: skip
 
 
-def merge(base: dict, changes: dict) -> dict:
-    for key, value in changes.items():
-        if isinstance(value, dict):
-            merge(base.setdefault(key, {}), value)
-        else:
-            base[key] = value
-    return base
-
-
 def write_params(root: Path, changes: dict) -> None:
     params = yaml.safe_load((root / "params.yaml").read_text())
-    (root / "params.yaml").write_text(yaml.safe_dump(merge(params, changes), sort_keys=False))
+    (root / "params.yaml").write_text(yaml.safe_dump(merged(params, changes), sort_keys=False))
 
 
 def tool_env() -> dict[str, str]:
@@ -74,7 +67,7 @@ def make_project(root: Path, changes: dict | None = None) -> Path:
         top, left = rng.integers(0, 12, 2)
         array[top : top + 10, left : left + 10] = rng.integers(0, 256, 3)
         Image.fromarray(array).save(images / f"{i:03d}.png")
-    write_params(root, merge(yaml.safe_load(yaml.safe_dump(TINY)), changes or {}))
+    write_params(root, merged(TINY, changes or {}))
     sh("git", "init", "-q", cwd=root)
     sh(*GIT, "add", "-A", cwd=root)
     sh(*GIT, "commit", "-qm", "tiny project", cwd=root)
